@@ -3,6 +3,8 @@
 // four steps as nested lambdas by hand. Target: within 5%.
 #include <keel/core/pipeline.hpp>
 
+#include "fixed_iterations.hpp"
+
 #include <benchmark/benchmark.h>
 
 namespace {
@@ -67,5 +69,5 @@ void pipeline_hand_nested_4_layers(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(pipeline_keel_4_layers)->Name("pipeline/keel/4_layers");
-BENCHMARK(pipeline_hand_nested_4_layers)->Name("pipeline/hand_nested/4_layers");
+BENCHMARK(pipeline_keel_4_layers)->Name("pipeline/keel/4_layers")->Apply(keel_bench::fixed_iterations);
+BENCHMARK(pipeline_hand_nested_4_layers)->Name("pipeline/hand_nested/4_layers")->Apply(keel_bench::fixed_iterations);
