@@ -62,7 +62,8 @@ void print_text(const std::string& name, const report& r) {
     std::vector<std::size_t> width(t.columns.size());
     for (std::size_t c = 0; c < t.columns.size(); ++c) width[c] = t.columns[c].size();
     for (const auto& row : t.rows)
-      for (std::size_t c = 0; c < row.size() && c < width.size(); ++c) width[c] = std::max(width[c], text(row[c]).size());
+      for (std::size_t c = 0; c < row.size() && c < width.size(); ++c)
+        width[c] = std::max(width[c], text(row[c]).size());
     std::printf("\n%s\n", t.title.c_str());
     auto line = [&](auto&& at) {
       for (std::size_t c = 0; c < width.size(); ++c)

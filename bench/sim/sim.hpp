@@ -19,8 +19,8 @@ namespace keel_sim {
 
 struct options {
   bool json = false;
-  bool quick = false;        ///< a shorter run, for CTest smoke runs
-  std::uint64_t seed = 42;   ///< every random stream derives from it
+  bool quick = false;       ///< a shorter run, for CTest smoke runs
+  std::uint64_t seed = 42;  ///< every random stream derives from it
 };
 
 using cell = std::variant<std::string, double, std::int64_t>;

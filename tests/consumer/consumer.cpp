@@ -29,7 +29,8 @@ int main() {
     std::puts("consumer: authenticated call failed");
     return 1;
   }
-  if (refused || refused.error().code != keel::errc::unauthenticated || keel::http_status(refused.error().code) != 401) {
+  if (refused || refused.error().code != keel::errc::unauthenticated ||
+      keel::http_status(refused.error().code) != 401) {
     std::puts("consumer: unauthenticated call was not rejected with 401");
     return 1;
   }

@@ -101,9 +101,8 @@ TEST_CASE("deadline reads optional deadlines and custom projections", "[core][de
   struct optional_request {
     std::optional<keel::manual_clock::time_point> deadline;
   };
-  auto service = keel::pipeline(keel::deadline(10ms, clock)).bind([](optional_request&) -> keel::result<int> {
-    return 1;
-  });
+  auto service =
+      keel::pipeline(keel::deadline(10ms, clock)).bind([](optional_request&) -> keel::result<int> { return 1; });
   optional_request none;
   CHECK(service(none).has_value());  // no deadline: nothing to enforce
   optional_request late{clock.now()};
@@ -112,7 +111,8 @@ TEST_CASE("deadline reads optional deadlines and custom projections", "[core][de
   struct renamed {
     keel::manual_clock::time_point expires_at;
   };
-  auto custom = keel::pipeline(keel::deadline(0ms, [](renamed& r) { return r.expires_at; }, clock))
+  auto custom = keel::pipeline(keel::deadline(
+                                   0ms, [](renamed& r) { return r.expires_at; }, clock))
                     .bind([](renamed&) -> keel::result<int> { return 2; });
   renamed fresh{clock.now() + 1s};
   CHECK(custom(fresh).has_value());
@@ -159,7 +159,8 @@ TEST_CASE("fallback treats an exception as an upstream failure", "[core][fallbac
     seen = std::string(keel::to_string(why.code)) + "/" + why.reason;
     return -1;
   });
-  auto service = keel::pipeline(catch_all).bind([](request&) -> keel::result<int> { throw std::runtime_error("boom"); });
+  auto service =
+      keel::pipeline(catch_all).bind([](request&) -> keel::result<int> { throw std::runtime_error("boom"); });
   request req;
   CHECK(*service(req) == -1);
   CHECK(seen == "upstream_failure/exception");
@@ -177,7 +178,8 @@ TEST_CASE("an exception thrown by the fallback handler is not caught again", "[c
     ++handler_calls;
     throw std::logic_error("handler failed");
   });
-  auto service = keel::pipeline(throwing).bind([](request&) -> keel::result<int> { return keel::reject(keel::errc::overloaded); });
+  auto service =
+      keel::pipeline(throwing).bind([](request&) -> keel::result<int> { return keel::reject(keel::errc::overloaded); });
   request req;
   CHECK_THROWS_WITH(service(req), "handler failed");
   CHECK(handler_calls == 1);

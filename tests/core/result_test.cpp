@@ -96,7 +96,8 @@ TEST_CASE("result works with move-only and non-default-constructible values", "[
 TEST_CASE("result compares by value and by rejection", "[core][result]") {
   CHECK(keel::result<int>(1) == keel::result<int>(1));
   CHECK(keel::result<int>(1) != keel::result<int>(2));
-  CHECK(keel::result<int>(keel::reject(keel::errc::queue_full)) == keel::result<int>(keel::reject(keel::errc::queue_full)));
+  CHECK(keel::result<int>(keel::reject(keel::errc::queue_full)) ==
+        keel::result<int>(keel::reject(keel::errc::queue_full)));
   CHECK(keel::result<int>(keel::reject(keel::errc::queue_full)) != keel::result<int>(1));
 }
 

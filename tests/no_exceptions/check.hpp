@@ -38,8 +38,8 @@ struct registrar {
 
 #define KEEL_NOEXCEPT_CONCAT2(a, b) a##b
 #define KEEL_NOEXCEPT_CONCAT(a, b) KEEL_NOEXCEPT_CONCAT2(a, b)
-#define KEEL_NOEXCEPT_TEST(name)                                                                   \
-  static void KEEL_NOEXCEPT_CONCAT(noexcept_test_, __LINE__)();                                   \
-  static const keel_noexcept::registrar KEEL_NOEXCEPT_CONCAT(noexcept_reg_, __LINE__){           \
-      name, &KEEL_NOEXCEPT_CONCAT(noexcept_test_, __LINE__)};                                     \
+#define KEEL_NOEXCEPT_TEST(name)                                                       \
+  static void KEEL_NOEXCEPT_CONCAT(noexcept_test_, __LINE__)();                        \
+  static const keel_noexcept::registrar KEEL_NOEXCEPT_CONCAT(noexcept_reg_, __LINE__){ \
+      name, &KEEL_NOEXCEPT_CONCAT(noexcept_test_, __LINE__)};                          \
   static void KEEL_NOEXCEPT_CONCAT(noexcept_test_, __LINE__)()

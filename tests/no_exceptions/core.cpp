@@ -38,5 +38,4 @@ KEEL_NOEXCEPT_TEST("core: pipeline, authenticate, deadline, fallback, result") {
   const auto d = service(late);
   check(!d && d.error().code == keel::errc::deadline_exceeded, "late request is refused");
   check(keel::result<int>(keel::reject(keel::errc::queue_full)).value_or(9) == 9, "value_or on a rejection");
-
 }

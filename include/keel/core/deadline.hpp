@@ -47,8 +47,7 @@ class deadline_layer {
 
   constexpr deadline_layer(duration expected_service_time, Projection deadline_of, Clock clk)
       : expected_(expected_service_time), deadline_of_(std::move(deadline_of)), clock_(std::move(clk)) {
-    detail::require_config(expected_ >= duration::zero(),
-                           "keel::deadline: expected_service_time must not be negative");
+    detail::require_config(expected_ >= duration::zero(), "keel::deadline: expected_service_time must not be negative");
   }
 
   template <class Ctx, class Next>
@@ -98,9 +97,8 @@ constexpr auto deadline(std::chrono::duration<Rep, Period> expected_service_time
 
 /// As above, reading the deadline with deadline_of(ctx).
 template <clock Clock = std::chrono::steady_clock, class Rep, class Period, class Projection>
-  requires(!clock<std::decay_t<Projection>>)
-constexpr auto deadline(std::chrono::duration<Rep, Period> expected_service_time, Projection deadline_of,
-                        Clock clk = {}) {
+requires(!clock<std::decay_t<Projection>>) constexpr auto deadline(
+    std::chrono::duration<Rep, Period> expected_service_time, Projection deadline_of, Clock clk = {}) {
   return deadline_layer<Clock, std::decay_t<Projection>>(
       std::chrono::duration_cast<typename Clock::duration>(expected_service_time), std::move(deadline_of),
       std::move(clk));

@@ -20,16 +20,16 @@ namespace keel {
 
 /// Rejection codes. Zero is reserved for "no error", as <system_error> expects.
 enum class errc : int {
-  rate_limited = 1,       ///< a rate or cost limit is exhausted; retry_after says when it refills
-  circuit_open,           ///< a circuit breaker is failing fast; retry_after says when it probes
-  queue_full,             ///< a bounded queue is at capacity (back-pressure)
-  queue_closed,           ///< the queue was closed and, for consumers, is drained
-  deadline_exceeded,      ///< the deadline passed, or would pass before the work could finish
-  no_backend,             ///< no node can take the call (none configured, all ejected or draining)
-  unauthenticated,        ///< the caller could not be authenticated
-  overloaded,             ///< a concurrency limit or load shedder refused the call
-  invalid_argument,       ///< the request itself can never be served (e.g. cost above burst)
-  upstream_failure,       ///< the protected call ran and failed (or threw)
+  rate_limited = 1,   ///< a rate or cost limit is exhausted; retry_after says when it refills
+  circuit_open,       ///< a circuit breaker is failing fast; retry_after says when it probes
+  queue_full,         ///< a bounded queue is at capacity (back-pressure)
+  queue_closed,       ///< the queue was closed and, for consumers, is drained
+  deadline_exceeded,  ///< the deadline passed, or would pass before the work could finish
+  no_backend,         ///< no node can take the call (none configured, all ejected or draining)
+  unauthenticated,    ///< the caller could not be authenticated
+  overloaded,         ///< a concurrency limit or load shedder refused the call
+  invalid_argument,   ///< the request itself can never be served (e.g. cost above burst)
+  upstream_failure,   ///< the protected call ran and failed (or threw)
 };
 
 /// The std::error_category for keel::errc; name() is "keel".
@@ -57,9 +57,7 @@ inline const std::error_category& error_category() noexcept {
   return instance;
 }
 
-inline std::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// Short, stable identifier for logs and metrics labels ("rate_limited", ...).
 constexpr const char* to_string(errc e) noexcept {
@@ -118,9 +116,7 @@ constexpr rejection reject(errc code, std::chrono::duration<Rep, Period> retry_a
   return rejection{code, std::chrono::duration_cast<std::chrono::nanoseconds>(retry_after)};
 }
 
-constexpr rejection reject(errc code, const char* reason) noexcept {
-  return rejection{code, std::nullopt, reason};
-}
+constexpr rejection reject(errc code, const char* reason) noexcept { return rejection{code, std::nullopt, reason}; }
 
 }  // namespace keel
 

@@ -103,8 +103,7 @@ class pipeline {
       return pipeline_(ctx, terminal_);
     }
     template <class Ctx>
-      requires(!std::is_lvalue_reference_v<Ctx>)
-    constexpr decltype(auto) operator()(Ctx&& ctx) {
+    requires(!std::is_lvalue_reference_v<Ctx>) constexpr decltype(auto) operator()(Ctx&& ctx) {
       return pipeline_(ctx, terminal_);
     }
 

@@ -50,8 +50,10 @@ namespace detail {
 
 template <class T>
 class [[nodiscard]] result {
-  static_assert(!std::is_reference_v<T>, "keel::result<T&> is not supported: use result<T*> or result<std::reference_wrapper<T>>");
-  static_assert(!std::is_same_v<std::remove_cv_t<T>, rejection>, "keel::result<rejection> is ambiguous: use result<void> and read error()");
+  static_assert(!std::is_reference_v<T>,
+                "keel::result<T&> is not supported: use result<T*> or result<std::reference_wrapper<T>>");
+  static_assert(!std::is_same_v<std::remove_cv_t<T>, rejection>,
+                "keel::result<rejection> is ambiguous: use result<void> and read error()");
 
  public:
   using value_type = T;
@@ -60,10 +62,10 @@ class [[nodiscard]] result {
   constexpr result() requires std::is_default_constructible_v<T> : state_(std::in_place_index<0>) {}
 
   template <class U = T>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::remove_cvref_t<U>, result> &&
-             !std::is_same_v<std::remove_cvref_t<U>, rejection> &&
-             !std::is_same_v<std::remove_cvref_t<U>, std::in_place_t>)
-  constexpr explicit(!std::is_convertible_v<U&&, T>) result(U&& value)
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, result> &&
+           !std::is_same_v<std::remove_cvref_t<U>, rejection> &&
+           !std::is_same_v<std::remove_cvref_t<U>, std::in_place_t>) constexpr explicit(!std::is_convertible_v<U&&, T>)
+      result(U&& value)
       : state_(std::in_place_index<0>, std::forward<U>(value)) {}
 
   template <class... Args>
