@@ -51,6 +51,16 @@ TEST_CASE("reject builds rejections with and without retry_after", "[core][error
   CHECK(std::string(explained.reason) == "cost above burst");
 }
 
+TEST_CASE("retry_after_seconds rounds up for a Retry-After header", "[core][error]") {
+  CHECK_FALSE(keel::retry_after_seconds(keel::reject(keel::errc::queue_full)).has_value());
+  CHECK(keel::retry_after_seconds(keel::reject(keel::errc::rate_limited, 250ms)) == 1);
+  CHECK(keel::retry_after_seconds(keel::reject(keel::errc::rate_limited, 1s)) == 1);
+  CHECK(keel::retry_after_seconds(keel::reject(keel::errc::rate_limited, 1001ms)) == 2);
+  CHECK(keel::retry_after_seconds(keel::reject(keel::errc::rate_limited, 0ns)) == 1);
+  CHECK(keel::retry_after_seconds(keel::reject(keel::errc::rate_limited, std::chrono::nanoseconds::max())) ==
+        std::chrono::nanoseconds::max().count() / 1'000'000'000 + 1);
+}
+
 TEST_CASE("result holds a value or a rejection", "[core][result]") {
   keel::result<int> ok = 42;
   REQUIRE(ok.has_value());

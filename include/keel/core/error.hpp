@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -107,6 +108,17 @@ struct rejection {
 
   friend constexpr bool operator==(const rejection&, const rejection&) = default;
 };
+
+/// The value of an HTTP `Retry-After` header for r: retry_after in whole
+/// seconds, rounded up so a client that obeys it never comes back too early,
+/// and at least 1; nullopt when the policy does not know when to retry.
+constexpr std::optional<std::int64_t> retry_after_seconds(const rejection& r) noexcept {
+  if (!r.retry_after) return std::nullopt;
+  const std::int64_t ns = r.retry_after->count();
+  if (ns <= 0) return 1;
+  constexpr std::int64_t second = 1'000'000'000;
+  return ns / second + (ns % second != 0 ? 1 : 0);
+}
 
 /// Builds a rejection: `return keel::reject(keel::errc::queue_full);`
 constexpr rejection reject(errc code) noexcept { return rejection{code}; }
