@@ -85,10 +85,11 @@ constexpr std::int64_t gcra_adjust(std::int64_t tat, std::int64_t now, std::int6
   return tat;
 }
 
-/// Cost units available at `now` (negative while in debt), for stats.
+/// Whole cost units admissible at `now`, rounded down (negative while in debt), for stats.
 constexpr std::int64_t gcra_available(std::int64_t tat, std::int64_t now, gcra_params p) noexcept {
   const std::int64_t headroom = sat_sub(sat_add(now, p.tolerance), std::max(tat, now));
-  return headroom / p.interval;
+  const std::int64_t units = headroom / p.interval;
+  return headroom < 0 && units * p.interval != headroom ? units - 1 : units;
 }
 
 }  // namespace keel::detail
