@@ -1,0 +1,106 @@
+// keel/cache/frequency_sketch.hpp — how often was a key seen recently?
+//
+// A count-min sketch of 4-bit counters, the popularity estimate TinyLFU
+// admits by (Einziger, Friedman, Manes: "TinyLFU: A Highly Efficient Cache
+// Admission Policy", 2017). Every counter of one key lives in the same 64-byte
+// block (the layout Caffeine's FrequencySketch moved to), so an increment or an
+// estimate touches one cache line: depth 4, each row picking one of two words
+// of the block and one of its sixteen 4-bit counters. Counters saturate at 15;
+// after `sample_size` increments every counter is halved ("reset"), so the
+// sketch forgets old popularity and follows a shifting workload.
+//
+//   keel::frequency_sketch sketch(1000);     // sized for about 1000 entries
+//   sketch.increment(hash);
+//   if (sketch.frequency(a) > sketch.frequency(b)) { ... }
+//
+// Not thread-safe: the cache updates it under a shard's lock.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace keel {
+
+class frequency_sketch {
+ public:
+  /// Sized for `expected_entries` distinct hot keys (at least 8 blocks, at most
+  /// 2^17 blocks = 8 MiB); ages after 10 × expected_entries increments.
+  explicit frequency_sketch(std::size_t expected_entries) {
+    const std::size_t wanted = std::clamp<std::size_t>(expected_entries, 64, std::size_t{1} << 20);
+    blocks_ = std::bit_ceil(wanted) / 8;  // one 16-counter word per entry, as Caffeine sizes it
+    blocks_ = std::max<std::size_t>(blocks_, 8);
+    table_ = std::make_unique<std::uint64_t[]>(blocks_ * words_per_block);
+    sample_size_ = 10 * std::max<std::size_t>(expected_entries, 1);
+  }
+
+  /// The estimated count of `hash` since the last halvings, 0..15.
+  unsigned frequency(std::uint64_t hash) const noexcept {
+    const std::uint64_t* block = block_of(hash);
+    const std::uint64_t h = rehash(hash);
+    unsigned smallest = 15;
+    for (unsigned row = 0; row < 4; ++row) smallest = std::min(smallest, counter(block, h, row));
+    return smallest;
+  }
+
+  /// Counts one occurrence of `hash` (every counter below 15 grows by one).
+  void increment(std::uint64_t hash) noexcept {
+    std::uint64_t* block = block_of(hash);
+    const std::uint64_t h = rehash(hash);
+    bool grew = false;
+    for (unsigned row = 0; row < 4; ++row) {
+      const unsigned word = word_index(h, row);
+      const unsigned shift = nibble_shift(h, row);
+      if (((block[word] >> shift) & 0xF) != 0xF) {
+        block[word] += std::uint64_t{1} << shift;
+        grew = true;
+      }
+    }
+    if (grew && ++size_ >= sample_size_) halve();
+  }
+
+  /// Increments since the last halving (for tests).
+  std::size_t sample_count() const noexcept { return size_; }
+  std::size_t sample_size() const noexcept { return sample_size_; }
+
+ private:
+  static constexpr std::size_t words_per_block = 8;  // 8 × 8 bytes = one cache line
+
+  // A second, independent mix of the key hash picks counters inside the block,
+  // so keys sharing a block rarely share all four counters.
+  static std::uint64_t rehash(std::uint64_t h) noexcept {
+    h ^= h >> 31;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+  }
+  static unsigned word_index(std::uint64_t h, unsigned row) noexcept {
+    return 2 * row + static_cast<unsigned>((h >> (8 * row)) & 1);
+  }
+  static unsigned nibble_shift(std::uint64_t h, unsigned row) noexcept {
+    return 4 * static_cast<unsigned>((h >> (8 * row + 1)) & 0xF);
+  }
+  static unsigned counter(const std::uint64_t* block, std::uint64_t h, unsigned row) noexcept {
+    return static_cast<unsigned>((block[word_index(h, row)] >> nibble_shift(h, row)) & 0xF);
+  }
+
+  std::uint64_t* block_of(std::uint64_t hash) const noexcept {
+    // The high bits choose the block: the cache's shard index uses other bits.
+    return table_.get() + ((hash >> 20) & (blocks_ - 1)) * words_per_block;
+  }
+
+  // Aging: every 4-bit counter is halved at once by shifting the word and
+  // masking off the bit each counter received from its neighbour.
+  void halve() noexcept {
+    for (std::size_t i = 0; i < blocks_ * words_per_block; ++i) table_[i] = (table_[i] >> 1) & 0x7777777777777777ULL;
+    size_ /= 2;
+  }
+
+  std::unique_ptr<std::uint64_t[]> table_;
+  std::size_t blocks_ = 0;
+  std::size_t size_ = 0;
+  std::size_t sample_size_ = 0;
+};
+
+}  // namespace keel
