@@ -449,8 +449,17 @@ class cache {
     if (!n.expires) return true;
     const std::int64_t now = detail::now_ns(clock_);
     if (now >= n.deadline()) return false;
-    if (access_ttl_ > 0) n.access_deadline.store(detail::deadline_after(now, access_ttl_), std::memory_order_relaxed);
+    if (access_ttl_ > 0) refresh_access(n, now);
     return true;
+  }
+
+  // Moves the access deadline later, never earlier: a clock that steps back
+  // counts as no time passed. Two readers racing may both store; either value
+  // is "now + ttl" of a read that happened, so the loss is a few nanoseconds.
+  void refresh_access(node& n, std::int64_t now) const noexcept {
+    const std::int64_t next = detail::deadline_after(now, access_ttl_);
+    if (next > n.access_deadline.load(std::memory_order_relaxed))
+      n.access_deadline.store(next, std::memory_order_relaxed);
   }
 
   // The lock-free-of-writers read: shared lock, copy out, record the hit.
@@ -658,10 +667,7 @@ class cache {
       if (it != s.map.end()) {  // filled while we took the lock
         s.policy.on_hit(it->second);
         bump(s.locked_hits);
-        if (access_ttl_ > 0) {
-          it->second.access_deadline.store(detail::deadline_after(section.now(), access_ttl_),
-                                           std::memory_order_relaxed);
-        }
+        if (access_ttl_ > 0) refresh_access(it->second, section.now());
         ticket.emplace(load_ticket{shared_load<Value>(it->second.value), load_permit{}});
       } else {
         s.misses.fetch_add(1, std::memory_order_relaxed);
