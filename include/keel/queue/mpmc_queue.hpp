@@ -261,6 +261,7 @@ class mpmc_queue {
   /// already accepted stay poppable; pops return queue_closed once they are
   /// gone. Idempotent, never blocks.
   void close() noexcept {
+    closing_.store(true, std::memory_order_seq_cst);
     tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
     not_empty_.notify_all();
     not_full_.notify_all();
@@ -285,7 +286,7 @@ class mpmc_queue {
  private:
   static constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
   static constexpr std::uint64_t max_capacity = std::uint64_t{1} << 62;
-  static constexpr int spin_limit = 128;
+  static constexpr int spin_limit = 16;
 
   struct alignas(detail::cache_line) slot {
     std::atomic<std::uint64_t> sequence{0};
@@ -378,8 +379,12 @@ class mpmc_queue {
   static int notify_count(std::uint64_t n) noexcept { return static_cast<int>(std::min<std::uint64_t>(n, INT_MAX)); }
 
   rejection empty_or_closed(std::uint64_t head) const noexcept {
-    // Closed with the final tail equal to our head: every accepted item is taken.
-    if (tail_.load(std::memory_order_acquire) == (head | closed_bit)) return reject(errc::queue_closed);
+    // Closed with the final tail equal to our head: every accepted item is
+    // taken. closing_ (set just before the close bit) spares a consumer that
+    // polls an open, empty queue from pulling the producers' tail line.
+    if (closing_.load(std::memory_order_acquire) && tail_.load(std::memory_order_acquire) == (head | closed_bit)) {
+      return reject(errc::queue_closed);
+    }
     return rejection{errc::deadline_exceeded, std::nullopt, "queue empty"};
   }
 
@@ -432,6 +437,7 @@ class mpmc_queue {
   std::unique_ptr<slot[]> slots_;
   std::uint64_t capacity_ = 0;
   [[no_unique_address]] Clock clock_;
+  std::atomic<bool> closing_{false};  // written once, by close()
 
   // Each written by its own side; two cache lines apart against false sharing
   // and the adjacent-line prefetcher.
