@@ -529,7 +529,7 @@ class autoscaler {
     const std::int32_t unclamped = std::max({stable, ceil_replicas(panic_demand_), panic_peak_, current});
     const std::int32_t want = std::clamp(unclamped, lower, cfg_.max_replicas);
     panic_peak_ = want;
-    if (want != stable) why = unclamped > cfg_.max_replicas ? scale_reason::max_replicas : scale_reason::panic;
+    why = unclamped > cfg_.max_replicas ? scale_reason::max_replicas : scale_reason::panic;
     return want;
   }
 

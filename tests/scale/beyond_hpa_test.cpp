@@ -1,0 +1,196 @@
+// What keel::autoscaler adds to HPA, to exact numbers: Knative's panic mode,
+// KEDA's scale to zero (activation threshold, cooldown) and the cold-start
+// model.
+#include <keel/core/clock.hpp>
+#include <keel/scale/autoscaler.hpp>
+
+#include <catch.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+using namespace std::chrono_literals;
+using scaler = keel::autoscaler<keel::manual_clock>;
+using keel::scale_reason;
+
+namespace {
+
+keel::manual_clock::time_point at(std::chrono::milliseconds t) { return keel::manual_clock::time_point(t); }
+
+keel::scale_decision ask(scaler& a, std::chrono::milliseconds t, std::int32_t current,
+                         std::vector<keel::metric_sample> m, std::int32_t ready = -1) {
+  return a.recommend(at(t), {.current = current, .ready = ready, .metrics = m});
+}
+
+keel::autoscaler_config total_metric(double target, bool backlog = false) {
+  keel::autoscaler_config c;
+  c.max_replicas = 100;
+  c.scale_down.stabilization_window = 0s;
+  c.metrics = {{.name = "in_flight", .target = target, .kind = keel::metric_kind::total, .backlog = backlog}};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("panic: demand at 2× the ready replicas scales up at once, past the policies", "[scale][panic]") {
+  auto c = total_metric(10);
+  c.scale_up.policies = {keel::scaling_policy::pods(1, 15s)};  // HPA alone would crawl
+  c.panic.enabled = true;
+  scaler a{c};
+  auto d = ask(a, 0s, 4, {60});  // demand 6 replicas: 1.5× the ready ones — calm
+  CHECK_FALSE(d.panicking);
+  CHECK(d.replicas == 5);
+  CHECK(d.reason == scale_reason::scale_up_limit);
+
+  d = ask(a, 15s, 5, {100});  // demand 10 = 2 × 5 ready: panic
+  CHECK(d.panicking);
+  CHECK(d.replicas == 10);
+  CHECK(d.reason == scale_reason::panic);
+}
+
+TEST_CASE("panic: no scale-down while panicking; out after a stable window without the condition", "[scale][panic]") {
+  auto c = total_metric(10);
+  c.panic.enabled = true;
+  scaler a{c};
+  CHECK(ask(a, 0s, 5, {100}).panicking);  // enters at t = 0
+  auto d = ask(a, 15s, 10, {20}, 5);      // demand 2, the new replicas still starting
+  CHECK(d.panicking);
+  CHECK(d.replicas == 10);  // HPA alone: ceil(2) = 2
+  CHECK(d.reason == scale_reason::panic);
+  d = ask(a, 59s, 10, {20});
+  CHECK(d.panicking);
+  CHECK(d.replicas == 10);
+  d = ask(a, 60s, 10, {20});  // 60 s since the condition last held
+  CHECK_FALSE(d.panicking);
+  CHECK(d.replicas == 2);
+  CHECK(d.reason == scale_reason::metrics);
+}
+
+TEST_CASE("panic: the condition renews the panic, and the peak is kept", "[scale][panic]") {
+  auto c = total_metric(10);
+  c.panic.enabled = true;
+  scaler a{c};
+  CHECK(ask(a, 0s, 5, {100}).replicas == 10);
+  CHECK(ask(a, 30s, 10, {300}, 5).replicas == 30);  // 30 ≥ 2 × 5 ready: renewed at 30 s
+  auto d = ask(a, 80s, 30, {50});                   // would be 5; 50 s since 30 s
+  CHECK(d.panicking);
+  CHECK(d.replicas == 30);
+  d = ask(a, 90s, 30, {50});
+  CHECK_FALSE(d.panicking);
+  CHECK(d.replicas == 5);
+}
+
+TEST_CASE("panic: demand is averaged over the panic window (10% of the stable window)", "[scale][panic]") {
+  auto c = total_metric(1);
+  c.panic.enabled = true;  // 60 s stable → 6 s panic window; threshold 2 × 10 ready = 20
+  scaler a{c};
+  auto tick = [&](int second, double demand) { return ask(a, std::chrono::seconds(second), 10, {demand}).panicking; };
+  for (int s = 0; s < 10; ++s) CHECK_FALSE(tick(s, 10));
+  CHECK_FALSE(tick(10, 60));  // a one-second blip: (60 + 5 × 10) / 6 = 18.3
+  CHECK_FALSE(tick(11, 10));
+  for (int s = 20; s < 26; ++s) CHECK_FALSE(tick(s, 10));
+  CHECK_FALSE(tick(26, 30));  // (30 + 50) / 6
+  CHECK_FALSE(tick(27, 30));  // (60 + 40) / 6
+  CHECK(tick(28, 30));        // (90 + 30) / 6 = 20: panic
+}
+
+TEST_CASE("scale to zero after the cooldown, wake on the activation threshold", "[scale][zero]") {
+  auto c = total_metric(2);
+  c.min_replicas = 0;
+  c.max_replicas = 10;
+  c.metrics[0].activation = 5;
+  scaler a{c};
+  auto d = ask(a, 0s, 1, {0});
+  CHECK(d.replicas == 1);  // the HPA part never goes below one
+  CHECK(d.reason == scale_reason::min_replicas);
+  CHECK(ask(a, 299s, 1, {2}).replicas == 1);  // 2 ≤ activation: at target, not active; the cooldown runs
+  d = ask(a, 300s, 1, {0});
+  CHECK(d.replicas == 0);
+  CHECK(d.reason == scale_reason::scale_to_zero);
+
+  d = ask(a, 315s, 0, {5});  // at the threshold is not above it
+  CHECK(d.replicas == 0);
+  CHECK(d.reason == scale_reason::idle);
+  d = ask(a, 330s, 0, {6});  // wakes straight to ceil(6 / 2) = 3
+  CHECK(d.replicas == 3);
+  CHECK(d.reason == scale_reason::activation);
+  CHECK(d.metric == 0);
+
+  // Activity restarts the cooldown: the last active reading was at 330 s.
+  CHECK(ask(a, 629s, 3, {0}).replicas == 1);
+  d = ask(a, 630s, 1, {0});
+  CHECK(d.replicas == 0);
+  CHECK(d.reason == scale_reason::scale_to_zero);
+}
+
+TEST_CASE("waking from zero respects the scale-up policies but always gives one", "[scale][zero]") {
+  auto c = total_metric(1);
+  c.min_replicas = 0;
+  scaler a{c};
+  auto d = ask(a, 0s, 0, {40});
+  CHECK(d.replicas == 4);  // max(0 × 200%, 0 + 4)
+  CHECK(d.reason == scale_reason::activation);
+
+  c.scale_up.policies = {keel::scaling_policy::percent(100, 15s)};
+  scaler percent_only{c};
+  CHECK(ask(percent_only, 0s, 0, {40}).replicas == 1);  // 0 × 200% = 0, but waking gives one
+}
+
+TEST_CASE("a missing reading never lets the fleet scale to zero", "[scale][zero][missing]") {
+  auto c = total_metric(2);
+  c.min_replicas = 0;
+  scaler a{c};
+  CHECK(ask(a, 0s, 1, {0}).replicas == 1);
+  auto d = ask(a, 200s, 1, {std::nan("")});
+  CHECK(d.replicas == 1);
+  CHECK(d.reason == scale_reason::missing_metrics);
+  CHECK(ask(a, 300s, 1, {0}).replicas == 1);  // unknown at 200 s counts as active
+  CHECK(ask(a, 500s, 1, {0}).replicas == 0);
+  CHECK(ask(a, 515s, 0, {std::nan("")}).replicas == 0);  // and does not wake it either
+}
+
+TEST_CASE("cold start: backlog growing while replicas start does not add more", "[scale][cold_start]") {
+  auto c = total_metric(10, /*backlog=*/true);
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  c.cold_start.startup_delay = 120s;
+  scaler a{c};
+  CHECK(ask(a, 0s, 2, {20}).replicas == 2);
+  auto d = ask(a, 15s, 2, {100});
+  CHECK(d.replicas == 10);  // asks for 8 more, which take 120 s to load
+  CHECK(d.reason == scale_reason::metrics);
+
+  d = ask(a, 30s, 10, {160}, 2);  // the queue grows while they load
+  CHECK(d.replicas == 10);
+  CHECK(d.reason == scale_reason::cold_start);
+  CHECK(ask(a, 134s, 10, {400}, 2).replicas == 10);
+  CHECK(ask(a, 135s, 10, {420}).replicas == 10);  // ready now; the previous look was still in the startup
+
+  // Past the startup: a shrinking backlog is being served — no more replicas.
+  d = ask(a, 150s, 10, {380});
+  CHECK(d.replicas == 10);
+  CHECK(d.reason == scale_reason::cold_start);
+  // A backlog that still grows with every replica ready is real demand.
+  d = ask(a, 165s, 10, {390});
+  CHECK(d.replicas == 39);
+  CHECK(d.reason == scale_reason::metrics);
+}
+
+TEST_CASE("cold start off (HPA): the same trace keeps adding replicas", "[scale][cold_start]") {
+  auto c = total_metric(10, /*backlog=*/true);
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  scaler a{c};
+  CHECK(ask(a, 0s, 2, {20}).replicas == 2);
+  CHECK(ask(a, 15s, 2, {100}).replicas == 10);
+  CHECK(ask(a, 30s, 10, {160}, 2).replicas == 16);
+  CHECK(ask(a, 134s, 16, {400}, 2).replicas == 40);
+}
+
+TEST_CASE("cold start applies only to backlog metrics", "[scale][cold_start]") {
+  auto c = total_metric(10, /*backlog=*/false);
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  c.cold_start.startup_delay = 120s;
+  scaler a{c};
+  CHECK(ask(a, 0s, 2, {100}).replicas == 10);
+  CHECK(ask(a, 15s, 10, {160}, 2).replicas == 16);  // a rate or concurrency: real demand
+}
