@@ -450,7 +450,10 @@ class breaker_core {
         opens_.store(opens, std::memory_order_relaxed);
         const std::int64_t d = open_length(opens);
         open_length_ns_.store(d, std::memory_order_relaxed);
-        open_until_ns_.store(now + d, std::memory_order_relaxed);
+        const std::int64_t until = now > std::numeric_limits<std::int64_t>::max() - d
+                                       ? std::numeric_limits<std::int64_t>::max()
+                                       : now + d;  // saturate: a clock years ahead must not wrap
+        open_until_ns_.store(until, std::memory_order_relaxed);
         break;
       }
       case breaker_state::half_open:

@@ -176,7 +176,7 @@ struct time_window {
       const std::lock_guard<std::mutex> lock(mutex_);
       roll(now_ns);
       if (total_.calls >= count_limit) return {total_, false};  // saturated: the rates stand
-      window_totals& b = counts_[static_cast<std::size_t>(newest_ % buckets_)];
+      window_totals& b = counts_[slot(newest_)];
       const std::uint32_t f = detail::failed(s) ? 1 : 0;
       const std::uint32_t sl = detail::slow(s) ? 1 : 0;
       b.calls += 1, b.failures += f, b.slow_calls += sl;
@@ -204,6 +204,12 @@ struct time_window {
       return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0);
     }
 
+    // The ring slot of bucket k (k may be negative: a clock's epoch is arbitrary).
+    std::size_t slot(std::int64_t k) const noexcept {
+      const auto b = static_cast<std::int64_t>(buckets_);
+      return static_cast<std::size_t>((k % b + b) % b);
+    }
+
     // Evicts the buckets that fell out of the window since the newest one.
     void roll(std::int64_t now_ns) const noexcept {
       const std::int64_t k = floor_div(now_ns, bucket_ns_);
@@ -212,12 +218,13 @@ struct time_window {
         return;
       }
       if (k <= newest_) return;  // the clock stood still or went back: stay in the newest bucket
-      if (k - newest_ >= static_cast<std::int64_t>(buckets_)) {
+      // k > newest_, so the unsigned difference is exact even across the whole int64 range.
+      if (static_cast<std::uint64_t>(k) - static_cast<std::uint64_t>(newest_) >= buckets_) {
         std::fill_n(counts_.get(), buckets_, window_totals{});
         total_ = {};
       } else {
         for (std::int64_t j = newest_ + 1; j <= k; ++j) {
-          window_totals& b = counts_[static_cast<std::size_t>(j % buckets_)];
+          window_totals& b = counts_[slot(j)];
           total_.calls -= b.calls, total_.failures -= b.failures, total_.slow_calls -= b.slow_calls;
           b = {};
         }
