@@ -13,7 +13,8 @@
 //   if (auto hit = cache.get("greeting")) use(*hit);
 //
 // Concurrency. The cache is split into N shards (a power of two, chosen by the
-// key's hash), each with its own reader-writer lock, share of capacity, policy
+// key's hash), each with its own reader-writer lock (detail/shard_lock.hpp),
+// share of capacity, policy
 // and expiry heap. A hit takes its shard's lock *shared* — readers of a shard
 // never block each other and different shards never interact — and records the
 // access in the shard's lossy read buffer (BP-Wrapper, see
@@ -52,6 +53,7 @@
 #include <keel/cache/detail/entry_list.hpp>
 #include <keel/cache/detail/expiry_heap.hpp>
 #include <keel/cache/detail/read_buffer.hpp>
+#include <keel/cache/detail/shard_lock.hpp>
 #include <keel/cache/eviction_policy.hpp>
 #include <keel/cache/lru.hpp>
 #include <keel/cache/shared_load.hpp>
@@ -76,7 +78,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
+#include <shared_mutex>  // std::shared_lock
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -381,7 +383,7 @@ class cache {
     explicit shard(std::size_t cap) : capacity(cap), policy(cap) {}
 
     // Touched by readers: the lock, the read buffer, the miss counter.
-    mutable std::shared_mutex mutex;
+    detail::shard_lock mutex;
     detail::read_buffer reads;
     std::atomic<std::uint64_t> misses{0};
 
@@ -425,7 +427,7 @@ class cache {
 
    private:
     shard& shard_;
-    std::unique_lock<std::shared_mutex> lock_;
+    std::unique_lock<detail::shard_lock> lock_;
     std::int64_t now_ = 0;
   };
 
