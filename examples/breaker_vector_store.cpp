@@ -63,9 +63,9 @@ int main() {
   vector_store store{clock};
   int cached = 0;
   auto search = keel::pipeline(keel::fallback([&](query&, const keel::rejection& why) -> keel::result<std::string> {
+                                 if (why.code != keel::errc::circuit_open) return why;  // a timeout is passed on
                                  ++cached;
-                                 if (why.code == keel::errc::circuit_open) return std::string("cached hits");
-                                 return why;  // a timeout itself is passed on
+                                 return std::string("cached hits");
                                }),
                                keel::circuit_break(breaker))
                     .bind(std::ref(store));
