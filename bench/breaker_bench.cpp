@@ -5,6 +5,10 @@
 //              record a lock-free ring update
 //   keel_time  circuit_breaker<time_window>: the record takes the window's mutex
 //              and reads steady_clock
+//   keel_time_cached  the same with a clock that reads a time cached in an atomic
+//              (what an event loop that stamps time once per iteration provides):
+//              separates the window's lock from the cost of reading steady_clock,
+//              which is a slow path on some VMs
 //   mutex      the straightforward implementation: one std::mutex around a
 //              Resilience4j-style state machine and ring buffer, taken to admit
 //              and again to record
@@ -23,6 +27,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -87,12 +92,31 @@ class mutex_breaker {
 
 constexpr auto latency = 3ms;  // a fast vector-store call
 
+// A clock an event loop ticks once per iteration; here it is never ticked.
+struct cached_clock {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<cached_clock, duration>;
+  static constexpr bool is_steady = true;
+  static std::atomic<std::int64_t>& now_ns() {
+    static std::atomic<std::int64_t> t{0};
+    return t;
+  }
+  time_point now() const noexcept { return time_point(duration(now_ns().load(std::memory_order_relaxed))); }
+};
+using cached_time_breaker = keel::circuit_breaker<keel::time_window, cached_clock>;
+
 keel::circuit_breaker<>& shared_keel() {
   static keel::circuit_breaker<> b{keel::breaker_config{}, keel::count_window{100}};
   return b;
 }
 keel::circuit_breaker<keel::time_window>& shared_keel_time() {
   static keel::circuit_breaker<keel::time_window> b{keel::breaker_config{}, keel::time_window{60s, 60}};
+  return b;
+}
+cached_time_breaker& shared_keel_cached() {
+  static cached_time_breaker b{keel::breaker_config{}, keel::time_window{60s, 60}};
   return b;
 }
 mutex_breaker& shared_mutex() {
@@ -105,6 +129,10 @@ mutex_breaker& shared_mutex() {
   if (p) failed ? p->failure(latency) : p->success(latency);
 }
 [[gnu::noinline]] void keel_time_closed(keel::circuit_breaker<keel::time_window>& b, bool failed) {
+  auto p = b.try_acquire();
+  if (p) failed ? p->failure(latency) : p->success(latency);
+}
+[[gnu::noinline]] void keel_cached_closed(cached_time_breaker& b, bool failed) {
   auto p = b.try_acquire();
   if (p) failed ? p->failure(latency) : p->success(latency);
 }
@@ -131,6 +159,12 @@ void keel_time_acquire_record(benchmark::State& s) {
 void keel_time_mixed(benchmark::State& s) {
   bench<keel::circuit_breaker<keel::time_window>, keel_time_closed>(s, shared_keel_time(), true);
 }
+void keel_cached_acquire_record(benchmark::State& s) {
+  bench<cached_time_breaker, keel_cached_closed>(s, shared_keel_cached(), false);
+}
+void keel_cached_mixed(benchmark::State& s) {
+  bench<cached_time_breaker, keel_cached_closed>(s, shared_keel_cached(), true);
+}
 void mutex_acquire_record(benchmark::State& s) { bench<mutex_breaker, mutex_closed>(s, shared_mutex(), false); }
 void mutex_mixed(benchmark::State& s) { bench<mutex_breaker, mutex_closed>(s, shared_mutex(), true); }
 
@@ -143,6 +177,8 @@ void mutex_mixed(benchmark::State& s) { bench<mutex_breaker, mutex_closed>(s, sh
 KEEL_BREAKER_BENCH(keel_acquire_record, "breaker/keel/closed_acquire_record");
 KEEL_BREAKER_BENCH(mutex_acquire_record, "breaker/mutex/closed_acquire_record");
 KEEL_BREAKER_BENCH(keel_time_acquire_record, "breaker/keel_time/closed_acquire_record");
+KEEL_BREAKER_BENCH(keel_cached_acquire_record, "breaker/keel_time_cached/closed_acquire_record");
 KEEL_BREAKER_BENCH(keel_mixed, "breaker/keel/closed_mixed");
 KEEL_BREAKER_BENCH(mutex_mixed, "breaker/mutex/closed_mixed");
 KEEL_BREAKER_BENCH(keel_time_mixed, "breaker/keel_time/closed_mixed");
+KEEL_BREAKER_BENCH(keel_cached_mixed, "breaker/keel_time_cached/closed_mixed");
