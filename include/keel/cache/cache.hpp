@@ -88,11 +88,11 @@ namespace keel {
 
 namespace detail {
 
-inline constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
+inline constexpr std::int64_t no_deadline = std::numeric_limits<std::int64_t>::max();
 
-/// t + d, clamped at `never` (a clock far in the future must not wrap around).
+/// t + d, clamped at `no_deadline` (a clock far in the future must not wrap around).
 constexpr std::int64_t deadline_after(std::int64_t t, std::int64_t d) noexcept {
-  return d > 0 && t > never - d ? never : t + d;
+  return d > 0 && t > no_deadline - d ? no_deadline : t + d;
 }
 
 /// MurmurHash3's 64-bit finaliser: std::hash of an integer is the identity,
@@ -371,9 +371,9 @@ class cache {
 
     result<Value> value;
     const Key* key = nullptr;
-    std::int64_t write_deadline = detail::never;
-    std::atomic<std::int64_t> access_deadline{detail::never};  // moved by readers under the shared lock
-    bool expires = false;                                      // deadline() != never
+    std::int64_t write_deadline = detail::no_deadline;
+    std::atomic<std::int64_t> access_deadline{detail::no_deadline};  // moved by readers under the shared lock
+    bool expires = false;                                      // deadline() != no_deadline
   };
 
   using map_type = std::unordered_map<Key, node, Hash, KeyEqual>;
@@ -557,11 +557,11 @@ class cache {
   // Sets the deadlines of a node just written and files it in the expiry heap.
   void set_deadlines(shard& s, node& n, std::int64_t now, std::optional<std::int64_t> write_ttl) {
     const std::int64_t ttl = write_ttl.value_or(write_ttl_);
-    n.write_deadline = write_ttl || ttl > 0 ? detail::deadline_after(now, ttl) : detail::never;
-    n.access_deadline.store(access_ttl_ > 0 ? detail::deadline_after(now, access_ttl_) : detail::never,
+    n.write_deadline = write_ttl || ttl > 0 ? detail::deadline_after(now, ttl) : detail::no_deadline;
+    n.access_deadline.store(access_ttl_ > 0 ? detail::deadline_after(now, access_ttl_) : detail::no_deadline,
                             std::memory_order_relaxed);
     const std::int64_t d = n.deadline();
-    n.expires = d != detail::never;
+    n.expires = d != detail::no_deadline;
     const bool filed = n.heap_index != detail::expiry_entry::npos;
     if (n.expires) {
       filed ? s.heap.update(n, d) : s.heap.push(n, d);
