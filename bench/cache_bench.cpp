@@ -1,7 +1,9 @@
 // cache/keel/* vs cache/mutex_lru/*: keel::cache against what users write
 // without it — a std::mutex around a std::list + std::unordered_map LRU.
 //
-//   get_hit        every read hits (10,000 resident keys, random order)
+//   get_hit        every read hits (10,000 resident keys, random order);
+//                  cache/keel_lru/* is keel::cache with keel::lru, to separate
+//                  the concurrency design from W-TinyLFU's per-hit bookkeeping
 //   mixed_90_10    90% get / 10% put over 20,000 keys in a 10,000-entry cache
 //   single_flight  every thread asks for the same sequence of new keys; a miss
 //                  costs a ~2 µs "model call". keel coalesces concurrent misses
@@ -72,6 +74,11 @@ class mutex_lru {
 };
 
 using keel_cache = keel::cache<std::int64_t, std::int64_t>;
+// keel's sharding and read path with plain LRU: separates the cost of the
+// concurrency design from W-TinyLFU's bookkeeping (the sketch update per hit).
+struct keel_lru_cache : keel::cache<std::int64_t, std::int64_t, keel::lru> {
+  using keel::cache<std::int64_t, std::int64_t, keel::lru>::cache;
+};
 
 constexpr std::int64_t resident_keys = 10'000;
 
@@ -88,7 +95,7 @@ Cache& shared_cache(std::size_t capacity, std::int64_t preload) {
   static std::unique_ptr<Cache> c;
   static std::once_flag once;
   std::call_once(once, [&] {
-    if constexpr (std::is_base_of_v<keel_cache, Cache>) {
+    if constexpr (std::is_base_of_v<keel_cache, Cache> || std::is_same_v<Cache, keel_lru_cache>) {
       c = std::make_unique<Cache>(keel::cache_config{.capacity = capacity});
     } else {
       c = std::make_unique<Cache>(capacity);
@@ -183,8 +190,10 @@ struct keel_flight : keel_cache {
 }  // namespace
 
 BENCHMARK(get_hit<keel_cache>)->Name("cache/keel/get_hit")->Apply(keel_bench::fixed_iterations);
+BENCHMARK(get_hit<keel_lru_cache>)->Name("cache/keel_lru/get_hit")->Apply(keel_bench::fixed_iterations);
 BENCHMARK(get_hit<mutex_lru>)->Name("cache/mutex_lru/get_hit")->Apply(keel_bench::fixed_iterations);
 BENCHMARK(get_hit<keel_cache>)->Name("cache/keel/get_hit")->Threads(2)->UseRealTime();
+BENCHMARK(get_hit<keel_lru_cache>)->Name("cache/keel_lru/get_hit")->Threads(2)->UseRealTime();
 BENCHMARK(get_hit<mutex_lru>)->Name("cache/mutex_lru/get_hit")->Threads(2)->UseRealTime();
 BENCHMARK(mixed_90_10<keel_mixed>)->Name("cache/keel/mixed_90_10");
 BENCHMARK(mixed_90_10<lru_mixed>)->Name("cache/mutex_lru/mixed_90_10");

@@ -373,7 +373,7 @@ class cache {
     const Key* key = nullptr;
     std::int64_t write_deadline = detail::no_deadline;
     std::atomic<std::int64_t> access_deadline{detail::no_deadline};  // moved by readers under the shared lock
-    bool expires = false;                                      // deadline() != no_deadline
+    bool expires = false;                                            // deadline() != no_deadline
   };
 
   using map_type = std::unordered_map<Key, node, Hash, KeyEqual>;
