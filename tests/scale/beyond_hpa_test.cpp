@@ -124,17 +124,20 @@ TEST_CASE("scale to zero after the cooldown, wake on the activation threshold", 
   CHECK(d.reason == scale_reason::scale_to_zero);
 }
 
-TEST_CASE("waking from zero respects the scale-up policies but always gives one", "[scale][zero]") {
+TEST_CASE("waking from zero goes at once to what the totals ask for, and always to one", "[scale][zero]") {
   auto c = total_metric(1);
   c.min_replicas = 0;
+  c.scale_up.policies = {keel::scaling_policy::pods(1, 15s)};  // not for a wake-up
   scaler a{c};
   auto d = ask(a, 0s, 0, {40});
-  CHECK(d.replicas == 4);  // max(0 × 200%, 0 + 4)
+  CHECK(d.replicas == 40);
   CHECK(d.reason == scale_reason::activation);
 
-  c.scale_up.policies = {keel::scaling_policy::percent(100, 15s)};
-  scaler percent_only{c};
-  CHECK(ask(percent_only, 0s, 0, {40}).replicas == 1);  // 0 × 200% = 0, but waking gives one
+  c.metrics = {{.name = "avg", .target = 1, .activation = 0.5}};  // an average: no replica, no data
+  scaler average{c};
+  d = ask(average, 0s, 0, {3});
+  CHECK(d.replicas == 1);
+  CHECK(d.reason == scale_reason::activation);
 }
 
 TEST_CASE("a missing reading never lets the fleet scale to zero", "[scale][zero][missing]") {
@@ -166,13 +169,9 @@ TEST_CASE("cold start: backlog growing while replicas start does not add more", 
   CHECK(ask(a, 134s, 10, {400}, 2).replicas == 10);
   CHECK(ask(a, 135s, 10, {420}).replicas == 10);  // ready now; the previous look was still in the startup
 
-  // Past the startup: a shrinking backlog is being served — no more replicas.
+  // Past the startup what is left of the backlog counts in full again.
   d = ask(a, 150s, 10, {380});
-  CHECK(d.replicas == 10);
-  CHECK(d.reason == scale_reason::cold_start);
-  // A backlog that still grows with every replica ready is real demand.
-  d = ask(a, 165s, 10, {390});
-  CHECK(d.replicas == 39);
+  CHECK(d.replicas == 38);
   CHECK(d.reason == scale_reason::metrics);
 }
 
@@ -193,4 +192,21 @@ TEST_CASE("cold start applies only to backlog metrics", "[scale][cold_start]") {
   scaler a{c};
   CHECK(ask(a, 0s, 2, {100}).replicas == 10);
   CHECK(ask(a, 15s, 10, {160}, 2).replicas == 16);  // a rate or concurrency: real demand
+}
+
+TEST_CASE("a backlog next to other metrics adds the replicas that drain it", "[scale][backlog]") {
+  keel::autoscaler_config c;
+  c.max_replicas = 100;
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  c.metrics = {{.name = "arrival_rate", .target = 4, .kind = keel::metric_kind::total},
+               {.name = "queue_depth", .target = 60, .kind = keel::metric_kind::total, .backlog = true}};
+  scaler a{c};
+  auto d = ask(a, 0s, 10, {40, 59});  // the rate asks for 10; 59 queued is less than one replica's share
+  CHECK(d.replicas == 10);
+  CHECK(d.reason == scale_reason::steady);
+  d = ask(a, 15s, 10, {40, 250});  // 10 + floor(250 / 60) = 14 (HPA's max would say 10)
+  CHECK(d.replicas == 14);
+  CHECK(d.metric == 0);
+  d = ask(a, 30s, 14, {80, 130});  // ceil(80 / 4) = 20, + 2
+  CHECK(d.replicas == 22);
 }

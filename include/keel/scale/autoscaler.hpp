@@ -156,8 +156,10 @@ class autoscaler {
   explicit autoscaler(autoscaler_config cfg) : cfg_(std::move(cfg)) {
     cfg_.validate();
     const std::size_t n = cfg_.metrics.size();
-    previous_value_.assign(n, std::numeric_limits<double>::quiet_NaN());
+    latest_value_.assign(n, std::numeric_limits<double>::quiet_NaN());
     held_value_.assign(n, std::numeric_limits<double>::quiet_NaN());
+    backlog_adds_ =
+        std::any_of(cfg_.metrics.begin(), cfg_.metrics.end(), [](const metric_spec& m) { return !m.backlog; });
     for (const auto* rules : {&cfg_.scale_up, &cfg_.scale_down})
       for (const scaling_policy& p : rules->policies) longest_period_ = std::max(longest_period_, p.period.count());
     recommendations_.reserve(32);
@@ -314,18 +316,20 @@ class autoscaler {
   reading read_metrics(std::span<const metric_sample> samples, std::int32_t current, std::int32_t ready) {
     reading r;
     const bool hold_backlog = cold_start_hold();
+    double backlog = 0;
+    double backlog_uncapped = 0;
     for (std::size_t i = 0; i < cfg_.metrics.size(); ++i) {
       const metric_spec& m = cfg_.metrics[i];
       const metric_sample s = i < samples.size() ? samples[i] : metric_sample::missing();
       if (!usable(s.value)) {
         ++r.invalid;
         r.unknown = true;
-        previous_value_[i] = std::numeric_limits<double>::quiet_NaN();
+        latest_value_[i] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
       if (s.value > m.activation) r.active = true;
-      const double value = cold_start_value(i, m, s.value, current, hold_backlog);
-      previous_value_[i] = s.value;
+      const double value = cold_start_value(i, m, s.value, hold_backlog);
+      latest_value_[i] = s.value;
       const proposal p = propose(m, value, s.reporting, current, ready);
       if (!p.valid) {
         ++r.invalid;
@@ -333,39 +337,48 @@ class autoscaler {
         continue;
       }
       ++r.valid;
+      const proposal unheld = value == s.value ? p : propose(m, s.value, s.reporting, current, ready);
+      if (m.backlog && backlog_adds_) {
+        backlog += p.demand;
+        backlog_uncapped += unheld.demand;
+        continue;
+      }
       r.demand = std::max(r.demand, p.demand);
       if (r.metric < 0 || p.replicas > r.replicas) {
         r.replicas = p.replicas;
         r.metric = static_cast<std::int32_t>(i);
         r.ratio = p.ratio;
       }
-      const std::int32_t uncapped =
-          value == s.value ? p.replicas : propose(m, s.value, s.reporting, current, ready).replicas;
-      r.uncapped_replicas = std::max(r.uncapped_replicas, uncapped);
+      r.uncapped_replicas = std::max(r.uncapped_replicas, unheld.replicas);
     }
+    // A backlog is work waiting on top of the arrival rate: the replicas that
+    // drain it within its target join those the other metrics ask for (HPA's
+    // max would either ignore it or size the fleet as if it arrived every
+    // second). Whole replicas only: a backlog smaller than one replica's
+    // share drains on the headroom the targets leave.
+    r.demand += backlog;
+    r.replicas = add_replicas(r.replicas, backlog);
+    r.uncapped_replicas = add_replicas(r.uncapped_replicas, backlog_uncapped);
     return r;
+  }
+
+  static std::int32_t add_replicas(std::int32_t base, double extra) noexcept {
+    return ceil_replicas(static_cast<double>(base) + std::floor(std::min(extra, replica_cap)));
   }
 
   // The cold-start model. While replicas we asked for are still loading,
   // the backlog they were asked for keeps growing — that growth is demand
   // they will serve, not new demand — so a backlog reading counts at most
-  // at its level when the scale-up began. Afterwards, a backlog that shrinks
-  // is being served by the fleet as it is, so it counts at most at target.
+  // at its level when the scale-up began, until the first observation after
+  // the replicas of that scale-up are due. Then what is left counts in full.
   bool cold_start_hold() const noexcept {
     const std::int64_t delay = cfg_.cold_start.startup_delay.count();
-    return delay > 0 && hold_start_ != no_time && previous_obs_ != no_time && previous_obs_ - last_scale_up_ < delay;
+    return delay > 0 && hold_start_ != no_time && previous_obs_ != no_time && previous_obs_ - hold_start_ < delay;
   }
 
-  double cold_start_value(std::size_t i, const metric_spec& m, double value, std::int32_t current,
-                          bool hold) const noexcept {
-    if (cfg_.cold_start.startup_delay.count() <= 0 || !m.backlog) return value;
-    if (hold && usable(held_value_[i])) return std::min(value, held_value_[i]);
-    const double previous = previous_value_[i];
-    if (usable(previous) && value <= previous) {
-      const double at_target = m.kind == metric_kind::total ? m.target * std::max<std::int32_t>(current, 1) : m.target;
-      return std::min(value, at_target);
-    }
-    return value;
+  double cold_start_value(std::size_t i, const metric_spec& m, double value, bool hold) const noexcept {
+    if (!hold || !m.backlog || !usable(held_value_[i])) return value;
+    return std::min(value, held_value_[i]);
   }
 
   // ---- 3-4. the rules ---------------------------------------------------------
@@ -376,11 +389,10 @@ class autoscaler {
     if (current == 0) {
       if (!zero_allowed) return set(why, scale_reason::min_replicas, cfg_.min_replicas);
       if (!r.active) return set(why, scale_reason::idle, 0);
-      // KEDA activates 0 → 1; keel goes straight to what a fleet total asks
-      // for, within the scale-up policies, and always at least one.
-      const std::int32_t want = std::clamp(std::max(r.replicas, 1), 1, cfg_.max_replicas);
-      const std::int32_t limit = std::max(scale_up_limit(now, 0), 1);
-      return set(why, scale_reason::activation, std::min(want, limit));
+      // KEDA activates 0 → 1 and lets HPA take it from there; a wake-up is a
+      // burst by definition, so keel goes at once (as Knative's activator
+      // does) to what the fleet totals ask for, and always at least one.
+      return set(why, scale_reason::activation, std::clamp(r.replicas, 1, cfg_.max_replicas));
     }
     // horizontal.go reconcileAutoscaler: out-of-range counts are corrected first.
     if (current > cfg_.max_replicas) return set(why, scale_reason::max_replicas, cfg_.max_replicas);
@@ -542,17 +554,17 @@ class autoscaler {
     events_.push(now, desired - current);  // storeScaleEvent
     if (desired > current) {
       ++scale_ups_;
-      if (!cold_start_hold() || hold_start_ == no_time) {
+      if (!cold_start_hold()) {  // later scale-ups within a hold do not extend it
         hold_start_ = now;
-        held_value_ = previous_value_;  // the backlog this scale-up answers
+        held_value_ = latest_value_;  // the backlog this scale-up answers
       }
-      last_scale_up_ = now;
     } else {
       ++scale_downs_;
     }
   }
 
   autoscaler_config cfg_;
+  bool backlog_adds_ = false;  // backlog metrics add to other metrics (there are some)
   std::int64_t longest_period_ = 0;
   bool first_ = true;
   std::int64_t last_now_ = no_time;
@@ -567,10 +579,9 @@ class autoscaler {
   double panic_demand_ = 0;
   std::int32_t panic_peak_ = 0;
   // cold-start model
-  std::vector<double> previous_value_;
+  std::vector<double> latest_value_;
   std::vector<double> held_value_;
   std::int64_t hold_start_ = no_time;
-  std::int64_t last_scale_up_ = no_time;
   // stats
   std::int64_t decisions_ = 0;
   std::int64_t scale_ups_ = 0;

@@ -56,8 +56,12 @@ struct metric_spec {
   /// the fleet goes back to zero. Used only when min_replicas is 0.
   double activation = 0;
   /// The reading is accumulated work (queue depth), not a rate or a level of
-  /// concurrency. With the cold-start model on, a backlog that grows while
-  /// replicas are starting, or that is shrinking, does not add replicas.
+  /// concurrency, and `target` is the backlog one replica should drain
+  /// (its throughput × the drain time you accept). Next to other metrics it
+  /// adds the whole replicas that drain it to what they ask for, instead of
+  /// competing with them for the maximum; alone it is an ordinary HPA metric.
+  /// With the cold-start model on, a backlog that grows while replicas are
+  /// starting does not add replicas: they will serve it.
   bool backlog = false;
 };
 
