@@ -321,6 +321,7 @@ class keel_gateway {
     cfg.failure_rate_threshold = 50;
     cfg.slow_call_duration = 1s;
     cfg.open_duration = 5s;
+    cfg.max_open_duration = 20s;  // back off, but notice a recovered store within 20 s
     cfg.jitter_seed = 7;  // deterministic backoff jitter
     return cfg;
   }
