@@ -237,6 +237,7 @@ class keel_gateway {
     auto lease = gpus_.pick();
     if (!lease) return lease.error();  // no_backend → 503
     c.gpu_lease = std::move(*lease);
+    metrics_->gpu_call(c.req);
     call_ptr self = c.shared_from_this();
     fleet_->run(c.gpu_lease->node().fleet_id, work, [self, done = std::move(done)](time_point t) {
       self->gpu_lease->success();  // latency measured by the lease on the simulated clock
@@ -322,7 +323,7 @@ class keel_gateway {
     cfg.slow_call_duration = 1s;
     cfg.open_duration = 5s;
     cfg.max_open_duration = 20s;  // back off, but notice a recovered store within 20 s
-    cfg.jitter_seed = 7;  // deterministic backoff jitter
+    cfg.jitter_seed = 7;          // deterministic backoff jitter
     return cfg;
   }
 

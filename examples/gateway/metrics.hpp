@@ -33,6 +33,7 @@ struct run_metrics {
   std::uint64_t gpu_calls = 0;
   std::uint64_t embed_requests_served = 0;
   std::uint64_t cache_hits = 0, coalesced = 0;
+  std::uint64_t stampede_gpu_calls = 0;  // GPU calls made for the 200 identical "reset my password" embeddings
   std::uint64_t vector_store_calls = 0, vector_store_failures = 0;
   double vector_store_wait_s = 0;  // caller time spent on vector-store calls that failed
   double gpu_hours = 0;
@@ -50,6 +51,9 @@ struct run_metrics {
     auto& m = routes[r.path];
     ++m.rejected;
     ++m.outcomes[std::to_string(status) + " " + why];
+  }
+  void gpu_call(const request& r) {
+    if (r.path == route::embed && r.text == stampede_text) ++stampede_gpu_calls;
   }
   void bill(const request& r, std::int64_t tokens) { tokens_billed[r.tenant] += tokens; }
 };

@@ -48,6 +48,7 @@ class naive_gateway {
 
   void run_on_gpu(request r, int status) {
     const double work = gpu_work(r.path, r.prompt_tokens, r.output_tokens);
+    metrics_->gpu_call(r);
     fleet_->run(next_node(), work, [this, r = std::move(r), status](time_point done) {
       metrics_->served(r, status, done);
       if (r.path == route::summarize)

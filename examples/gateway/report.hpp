@@ -74,6 +74,8 @@ inline void print_report(const report_input& in) {
   row("GPU calls", fmt::format("{}", a.gpu_calls), fmt::format("{}", b.gpu_calls));
   row("  saved by the embedding cache (hits)", fmt::format("{}", a.cache_hits), fmt::format("{}", b.cache_hits));
   row("  saved by coalescing concurrent misses", fmt::format("{}", a.coalesced), fmt::format("{}", b.coalesced));
+  row("  spent on the 200-request embedding stampede", fmt::format("{}", a.stampede_gpu_calls),
+      fmt::format("{}", b.stampede_gpu_calls));
   row("vector store calls / failed", fmt::format("{} / {}", a.vector_store_calls, a.vector_store_failures),
       fmt::format("{} / {}", b.vector_store_calls, b.vector_store_failures));
   row("  caller time waiting on failed calls (s)", fmt::format("{:.0f}", a.vector_store_wait_s),
@@ -92,11 +94,11 @@ inline void print_json(const report_input& in) {
   for (int i = 0; i < 2; ++i) {
     const run_metrics& m = *in.runs[i];
     out += fmt::format(
-        "{}{{\"gateway\":\"{}\",\"gpu_calls\":{},\"cache_hits\":{},\"coalesced\":{},"
+        "{}{{\"gateway\":\"{}\",\"gpu_calls\":{},\"cache_hits\":{},\"coalesced\":{},\"stampede_gpu_calls\":{},"
         "\"vector_store_calls\":{},\"vector_store_failures\":{},\"vector_store_wait_s\":{:.3f},"
         "\"gpu_hours\":{:.4f},\"tokens_billed\":{{",
-        i ? "," : "", m.gateway, m.gpu_calls, m.cache_hits, m.coalesced, m.vector_store_calls, m.vector_store_failures,
-        m.vector_store_wait_s, m.gpu_hours);
+        i ? "," : "", m.gateway, m.gpu_calls, m.cache_hits, m.coalesced, m.stampede_gpu_calls, m.vector_store_calls,
+        m.vector_store_failures, m.vector_store_wait_s, m.gpu_hours);
     bool first = true;
     for (const auto& [tenant, t] : m.tokens_billed) {
       out += fmt::format("{}\"{}\":{}", first ? "" : ",", tenant, t);

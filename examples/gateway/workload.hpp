@@ -30,6 +30,9 @@ inline const char* route_name(route r) {
   return "?";
 }
 
+/// The text of the embedding stampede.
+inline const std::string stampede_text = "reset my password";
+
 struct request {
   std::uint64_t id = 0;
   route path = route::embed;
@@ -118,7 +121,7 @@ inline std::vector<request> make_trace(const scenario& s) {
   // The stampede: 200 identical embedding requests within 50 ms.
   const double stampede = seconds(s.stampede_at.time_since_epoch());
   for (int i = 0; i < 200; ++i) {
-    add(route::embed, stampede + 0.05 * unit(rng), tenant_key(i % s.tenants), "reset my password", 0, 0, 0);
+    add(route::embed, stampede + 0.05 * unit(rng), tenant_key(i % s.tenants), stampede_text, 0, 0, 0);
   }
   std::stable_sort(out.begin(), out.end(), [](const request& a, const request& b) { return a.arrival < b.arrival; });
   return out;
