@@ -8,12 +8,9 @@
 #include <keel/limit/keyed.hpp>
 #include <keel/limit/layer.hpp>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
-
-using namespace std::chrono;
 
 struct request {
   std::string tenant;
@@ -65,8 +62,8 @@ int main() {
     }
     const keel::rejection& why = r.error();
     std::printf("%-10s %d %s", call.tenant.c_str(), keel::http_status(why.code), keel::to_string(why.code));
-    if (why.retry_after) {  // Retry-After is in whole seconds, rounded up
-      std::printf(" Retry-After: %lld", static_cast<long long>(ceil<seconds>(*why.retry_after).count()));
+    if (const auto secs = keel::retry_after_seconds(why)) {  // whole seconds, rounded up
+      std::printf(" Retry-After: %lld", static_cast<long long>(*secs));
     }
     std::printf("%s%s\n", why.reason ? " — " : "", why.reason ? why.reason : "");
   }

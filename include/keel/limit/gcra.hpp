@@ -18,10 +18,17 @@
 //
 //   tpm.acquire(500, deadline);   // sleeps until admitted, or fails at once if it cannot be by deadline
 //
-// Rejections: errc::rate_limited with retry_after = the exact time until the
-// same call would be admitted (if nothing else is admitted meanwhile);
+// try_acquire has nothing to record afterwards, so it returns result<void>;
+// reserve is the admit-then-record form and returns a permit. Rejections:
+// errc::rate_limited with retry_after = the exact time until the same call
+// would be admitted (if nothing else is admitted meanwhile);
 // errc::invalid_argument for a negative cost or a cost above the burst, which
 // no wait can ever admit.
+//
+// Time: TAT is absolute, so a clock that stands still admits the burst and no
+// more, a jump ahead leaves the limiter at rest (one burst, not years of
+// rate), and a clock going backwards makes the limiter owe more until the
+// clock catches up — never admitting more than the latest time seen allows.
 //
 // Reconfiguration (reconfigure(limit), a cold path) publishes T and τ through
 // a sequence lock: an admission reads both from the same configuration, never
@@ -168,11 +175,12 @@ class gcra_limiter {
   detail::gcra_decision admit(std::int64_t cost, std::int64_t now, std::int64_t horizon) noexcept {
     const detail::gcra_params p = params();
     std::int64_t tat = tat_.value.load(std::memory_order_relaxed);
-    for (;;) {
-      const auto d = detail::gcra_decide(tat, now, horizon, cost, p);
-      if (d.verdict != detail::gcra_verdict::admit || d.new_tat == tat) return d;
-      if (tat_.value.compare_exchange_weak(tat, d.new_tat, std::memory_order_relaxed)) return d;
-    }
+    detail::gcra_decision d;
+    do {
+      d = detail::gcra_decide(tat, now, horizon, cost, p);
+    } while (d.verdict == detail::gcra_verdict::admit && d.new_tat != tat &&
+             !tat_.value.compare_exchange_weak(tat, d.new_tat, std::memory_order_relaxed));
+    return d;
   }
 
   // Sequence lock (Boehm, "Can seqlocks get along with programming language

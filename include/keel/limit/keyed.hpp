@@ -17,11 +17,12 @@
 // its state equals a fresh one and carries no information, so it is dropped
 // (lazily, when a shard is full and about an eighth of it — at most 32 keys —
 // may have come to rest since its last sweep; or at once by sweep()). And the
-// table never holds more than max_keys
-// keys (max_keys / shards per shard, rounded up): when a shard is full of keys
-// that are not at rest, a new key is refused with errc::overloaded rather than
-// evicting a key in debt — evicting it would hand that tenant a fresh burst.
-// A key with an unsettled reservation is never dropped.
+// table never holds more than max_keys keys (max_keys / shards per shard,
+// rounded up): when a shard is full of keys that are not at rest, a new key
+// is refused with errc::overloaded rather than evicting a key in debt —
+// evicting it would hand that tenant a fresh burst. A key with an unsettled
+// reservation is never dropped. About 76 bytes per std::uint64_t key with
+// glibc (docs/limit.md).
 //
 // Concurrency: each shard is a mutex around a std::unordered_map, padded to
 // its own cache lines; calls for keys in different shards do not contend.

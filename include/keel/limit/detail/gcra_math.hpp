@@ -51,10 +51,10 @@ constexpr std::int64_t cost_time(std::int64_t cost, std::int64_t interval) noexc
 enum class gcra_verdict : unsigned char { admit, reject, never };
 
 struct gcra_decision {
-  gcra_verdict verdict;
-  std::int64_t new_tat;  ///< the TAT to store when admitted
-  std::int64_t wait;     ///< ns from now until the call conforms: retry_after when rejected, the
-                         ///< wait before proceeding when admitted ahead of time (horizon > now)
+  std::int64_t new_tat = 0;  ///< the TAT to store when admitted
+  std::int64_t wait = 0;     ///< ns from now until the call conforms: retry_after when rejected, the
+                             ///< wait before proceeding when admitted ahead of time (horizon > now)
+  gcra_verdict verdict = gcra_verdict::never;
 };
 
 /// Judges a call of `cost` (≥ 0) at `now`, admitting it if it conforms at or
@@ -64,11 +64,11 @@ struct gcra_decision {
 constexpr gcra_decision gcra_decide(std::int64_t tat, std::int64_t now, std::int64_t horizon, std::int64_t cost,
                                     gcra_params p) noexcept {
   const std::int64_t charge = cost_time(cost, p.interval);
-  if (charge > p.tolerance) return {gcra_verdict::never, tat, 0};
+  if (charge > p.tolerance) return {tat, 0, gcra_verdict::never};
   const std::int64_t new_tat = sat_add(std::max(tat, now), charge);
   const std::int64_t conform_at = sat_sub(new_tat, p.tolerance);
   const std::int64_t wait = std::max<std::int64_t>(0, sat_sub(conform_at, now));
-  return {conform_at <= std::max(horizon, now) ? gcra_verdict::admit : gcra_verdict::reject, new_tat, wait};
+  return {new_tat, wait, conform_at <= std::max(horizon, now) ? gcra_verdict::admit : gcra_verdict::reject};
 }
 
 /// The TAT after an admitted call's cost changes by `delta` cost units
