@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -331,9 +332,9 @@ TEST_CASE("affinity: adding one node to N moves about 1/(N+1) of the keys, all t
   keel::balancer<node, affinity> lb({}, affinity(key_of));
   const int n = 10;
   for (int i = 0; i < n; ++i) lb.add({std::to_string(i)});
-  const int keys = 20000;
+  const std::size_t keys = 20000;
   std::vector<std::string> before(keys);
-  for (int k = 0; k < keys; ++k) {
+  for (std::size_t k = 0; k < keys; ++k) {
     keyed req{keel::affinity_key("session-" + std::to_string(k))};
     auto l = lb.pick(req);
     REQUIRE(l);
@@ -341,7 +342,7 @@ TEST_CASE("affinity: adding one node to N moves about 1/(N+1) of the keys, all t
   }
   lb.add({"new"});
   int moved = 0;
-  for (int k = 0; k < keys; ++k) {
+  for (std::size_t k = 0; k < keys; ++k) {
     keyed req{keel::affinity_key("session-" + std::to_string(k))};
     auto l = lb.pick(req);
     if (l->node().name != before[k]) {
@@ -399,6 +400,41 @@ TEST_CASE("affinity: weights scale both the ring share and the bound", "[balance
   CHECK(lb.outstanding(big) <= 375);
   CHECK(lb.outstanding(small) <= 125);
   CHECK(lb.outstanding(big) > 2 * lb.outstanding(small));
+}
+
+TEST_CASE("recommended: candidates by weight, cheapest of four; the balancer's default", "[balance][recommended]") {
+  static_assert(std::is_same_v<keel::balancer<node>::strategy_type, keel::recommended>);
+  keel::manual_clock clock;
+  keel::balancer<node, keel::recommended, keel::always_healthy, keel::manual_clock> lb({}, {}, {}, clock);
+  // Two fast nodes and ten slow ones: uniform P2C would often compare two
+  // slow nodes; drawing by weight almost always offers a fast one.
+  lb.add({"fast"}, 8);
+  lb.add({"fast"}, 8);
+  for (int i = 0; i < 10; ++i) lb.add({"slow"}, 1);
+  int fast = 0;
+  const int picks = 4000;
+  for (int i = 0; i < picks; ++i) {
+    clock.advance(1ms);
+    auto l = lb.pick();
+    REQUIRE(l);
+    const bool is_fast = l->node().name == "fast";
+    fast += is_fast;
+    l->success(is_fast ? 20ms : 160ms);
+  }
+  INFO("fast share " << fast / double(picks));
+  CHECK(fast > 0.95 * picks);  // idle fleet: the fast tier takes (almost) everything
+
+  keel::balancer<node, keel::p2c_least_request> uniform;
+  uniform.add({"fast"}, 8);
+  uniform.add({"fast"}, 8);
+  for (int i = 0; i < 10; ++i) uniform.add({"slow"}, 1);
+  int uniform_fast = 0;
+  for (int i = 0; i < picks; ++i) {
+    auto l = uniform.pick();
+    uniform_fast += l->node().name == "fast";
+  }
+  // Uniform candidates: a fast node is among two draws from 12 only ~32 % of the time.
+  CHECK(uniform_fast < 0.4 * picks);
 }
 
 TEST_CASE("strategy configuration is validated with the field's name", "[balance][config]") {

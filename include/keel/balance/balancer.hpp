@@ -11,7 +11,7 @@
 // writer.
 //
 //   struct gpu { std::string address; };
-//   keel::balancer<gpu, keel::peak_ewma> lb;
+//   keel::balancer<gpu> lb;                               // keel::recommended strategy
 //   auto h100 = lb.add(gpu{"10.0.0.1:8000"}, 4.0);   // four times an L4's capacity
 //   lb.add(gpu{"10.0.0.2:8000"}, 1.0);
 //   if (auto lease = lb.pick()) {
@@ -53,6 +53,7 @@
 #include <keel/balance/detail/random.hpp>
 #include <keel/balance/detail/snapshot_cell.hpp>
 #include <keel/balance/health.hpp>
+#include <keel/balance/recommended.hpp>
 #include <keel/core/clock.hpp>
 #include <keel/core/detail/cache_line.hpp>
 #include <keel/core/detail/fatal.hpp>
@@ -172,7 +173,8 @@ concept tracks_total_outstanding = requires {
 
 }  // namespace detail
 
-template <class Node, class Strategy, node_health Health = outlier_detector, clock Clock = std::chrono::steady_clock>
+template <class Node, class Strategy = recommended, node_health Health = outlier_detector,
+          clock Clock = std::chrono::steady_clock>
 class balancer {
   using node_t = detail::balance_node<Node, typename Strategy::node_state, Health>;
   struct snapshot;

@@ -70,6 +70,8 @@ class peak_ewma {
     return detail::best_of_random(v, config_.choices, [this](const View& w, std::size_t i) { return cost(w, i); });
   }
 
+  const config& settings() const noexcept { return config_; }
+
   /// latency × (outstanding + 1) / weight, as the pick compares it.
   template <class View>
   double cost(const View& v, std::size_t i) const {
