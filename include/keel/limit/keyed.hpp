@@ -24,8 +24,10 @@
 // reservation is never dropped. About 76 bytes per std::uint64_t key with
 // glibc (docs/limit.md).
 //
-// Concurrency: each shard is a mutex around a std::unordered_map, padded to
-// its own cache lines; calls for keys in different shards do not contend.
+// Concurrency: each shard is a mutex around an open-addressing table that
+// holds keys and states inline (detail/key_table.hpp: one cache miss per
+// lookup), padded to its own cache lines; calls for keys in different shards
+// do not contend.
 // The quota function is called outside every lock, only for keys not yet in
 // the table; it may throw (the table is left unchanged). A quota that fails
 // validation is a configuration error (keel::config_error).
@@ -37,6 +39,7 @@
 #include <keel/core/permit.hpp>
 #include <keel/core/result.hpp>
 #include <keel/limit/detail/gcra_math.hpp>
+#include <keel/limit/detail/key_table.hpp>
 #include <keel/limit/gcra.hpp>
 #include <keel/limit/rate_limit.hpp>
 
@@ -49,7 +52,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <type_traits>
 #include <utility>
 
 namespace keel {
@@ -69,18 +72,16 @@ struct keyed_stats {
 template <class Key, clock Clock = std::chrono::steady_clock, class Hash = std::hash<Key>,
           class KeyEqual = std::equal_to<Key>, class Allocator = std::allocator<Key>>
 class keyed_limiter {
-  struct state {
-    detail::gcra_params params;
-    std::int64_t tat;
-    std::uint32_t pins;  ///< unsettled reservations: a pinned key is never dropped
-  };
-  using map_allocator = typename std::allocator_traits<Allocator>::template rebind_alloc<std::pair<const Key, state>>;
-  using map = std::unordered_map<Key, state, Hash, KeyEqual, map_allocator>;
+  static_assert(std::is_nothrow_move_constructible_v<Key>,
+                "keel::keyed_limiter: the key type must be nothrow move constructible (integers and std::string are); "
+                "wrap other keys in std::unique_ptr or use an id");
+  using table = detail::key_table<Key, Hash, KeyEqual, Allocator>;
+  using slot = typename table::slot;
 
   struct alignas(detail::cache_line) shard {
-    explicit shard(const Hash& h, const KeyEqual& eq, const map_allocator& a) : entries(0, h, eq, a) {}
+    explicit shard(const Hash& h, const KeyEqual& eq, const Allocator& a) : entries(h, eq, a) {}
     mutable std::mutex mutex;
-    map entries;
+    table entries;
     std::int64_t next_sweep = detail::i64_min;  ///< a sweep before this time would free little
     std::size_t hinted = 0;                     ///< keys whose rest time next_sweep accounts for
     std::uint64_t dropped = 0;
@@ -114,8 +115,7 @@ class keyed_limiter {
     shift_ = 64 - std::countr_zero(cfg.shards);
     per_shard_ = (cfg.max_keys + cfg.shards - 1) / cfg.shards;
     shards_ = std::make_unique<std::unique_ptr<shard>[]>(shard_count_);
-    for (std::size_t i = 0; i < shard_count_; ++i)
-      shards_[i] = std::make_unique<shard>(hash_, eq, map_allocator(alloc));
+    for (std::size_t i = 0; i < shard_count_; ++i) shards_[i] = std::make_unique<shard>(hash_, eq, alloc);
   }
 
   keyed_limiter(const keyed_limiter&) = delete;
@@ -133,7 +133,7 @@ class keyed_limiter {
   result<reservation> reserve(const Key& key, std::int64_t estimated_cost) {
     auto r = admit(key, estimated_cost, true);
     if (!r) return r.error();
-    return reservation(this, r->first, r->second, estimated_cost);
+    return reservation(this, *r, estimated_cost);
   }
 
   /// What try_acquire(key, cost) would answer now, charging nothing and adding no key.
@@ -144,8 +144,8 @@ class keyed_limiter {
     const std::int64_t now = detail::now_ns(clock_);
     {
       std::lock_guard lock(s.mutex);
-      if (const auto it = s.entries.find(key); it != s.entries.end()) {
-        return verdict(detail::gcra_decide(it->second.tat, now, now, cost, it->second.params));
+      if (const slot* found = s.entries.find(key, h)) {
+        return verdict(detail::gcra_decide(found->state.tat, now, now, cost, found->state.params));
       }
     }
     return verdict(detail::gcra_decide(detail::rested_tat, now, now, cost, detail::to_gcra(quota_(key))));
@@ -200,15 +200,22 @@ class keyed_limiter {
     return *shards_[shard_count_ == 1 ? 0 : static_cast<std::size_t>(mixed >> shift_)];
   }
 
-  // Admits and returns the shard and the key's state (pinned if `pin`).
-  result<std::pair<shard*, state*>> admit(const Key& key, std::int64_t cost, bool pin) {
+  // Where an admitted key lives: enough for a reservation to find it again.
+  struct admitted {
+    shard* in;
+    std::size_t hash;
+    std::uint64_t id;
+  };
+
+  // Admits, pinning the key if `pin`.
+  result<admitted> admit(const Key& key, std::int64_t cost, bool pin) {
     if (cost < 0) return reject(errc::invalid_argument, detail::negative_cost);
     const std::size_t h = hash_(key);
     shard& s = shard_for(h);
     const std::int64_t now = detail::now_ns(clock_);
     {
       std::lock_guard lock(s.mutex);
-      if (const auto it = s.entries.find(key); it != s.entries.end()) return charge(s, it->second, now, cost, pin);
+      if (slot* found = s.entries.find(key, h)) return charge(s, h, *found, now, cost, pin);
     }
     // A new key: ask for its quota outside the lock (it may be slow or throw),
     // and add the key only once the call is admitted.
@@ -216,22 +223,22 @@ class keyed_limiter {
     const auto fresh = detail::gcra_decide(detail::rested_tat, now, now, cost, params);
     if (fresh.verdict != detail::gcra_verdict::admit) return detail::gcra_rejection(fresh);
     std::lock_guard lock(s.mutex);
-    if (const auto it = s.entries.find(key); it != s.entries.end()) return charge(s, it->second, now, cost, pin);
+    if (slot* found = s.entries.find(key, h)) return charge(s, h, *found, now, cost, pin);
     if (!has_room(s, now)) {
       ++s.refused;
       return reject(errc::overloaded, "keel::keyed_limiter: key table full");
     }
-    state& st = s.entries.emplace(key, state{params, fresh.new_tat, pin ? 1u : 0u}).first->second;
-    if (!pin) note_resting(s, st.tat);
-    return std::pair{&s, &st};
+    const slot& added = s.entries.insert(key, h, detail::key_state{params, fresh.new_tat, pin ? 1u : 0u});
+    if (!pin) note_resting(s, added.state.tat);
+    return admitted{&s, h, added.id};
   }
 
-  static result<std::pair<shard*, state*>> charge(shard& s, state& st, std::int64_t now, std::int64_t cost, bool pin) {
-    const auto d = detail::gcra_decide(st.tat, now, now, cost, st.params);
+  static result<admitted> charge(shard& s, std::size_t h, slot& sl, std::int64_t now, std::int64_t cost, bool pin) {
+    const auto d = detail::gcra_decide(sl.state.tat, now, now, cost, sl.state.params);
     if (d.verdict != detail::gcra_verdict::admit) return detail::gcra_rejection(d);
-    st.tat = d.new_tat;
-    if (pin) ++st.pins;
-    return std::pair{&s, &st};
+    sl.state.tat = d.new_tat;
+    if (pin) ++sl.state.pins;
+    return admitted{&s, h, sl.id};
   }
 
   // A full shard sweeps only once enough of its keys may have come to rest:
@@ -249,8 +256,8 @@ class keyed_limiter {
     const std::size_t batch = std::clamp<std::size_t>(per_shard_ / 8, 1, max_batch);
     std::array<std::int64_t, max_batch> earliest{};  // the `batch` smallest TATs left, ascending
     std::size_t found = 0;
-    const std::size_t n = std::erase_if(s.entries, [&](const auto& entry) {
-      const state& st = entry.second;
+    const std::size_t n = s.entries.erase_if([&](const slot& sl) {
+      const detail::key_state& st = sl.state;
       if (st.pins != 0) return false;
       if (st.tat <= now) return true;
       if (found < batch || st.tat < earliest[found - 1]) {
@@ -275,9 +282,11 @@ class keyed_limiter {
   }
 
   // Settles or drops a reservation: charge `delta` (if settled) and unpin.
-  void release(shard& s, state& st, std::int64_t delta) noexcept {
+  void release(const admitted& where, std::int64_t delta) noexcept {
     const std::int64_t now = detail::now_ns(clock_);
+    shard& s = *where.in;
     std::lock_guard lock(s.mutex);
+    detail::key_state& st = s.entries.find_id(where.hash, where.id).state;
     st.tat = detail::gcra_adjust(st.tat, now, delta, st.params);
     if (--st.pins == 0) note_resting(s, st.tat);
   }
@@ -304,8 +313,7 @@ class keyed_limiter<Key, Clock, Hash, KeyEqual, Allocator>::reservation {
     if (this != &other) {
       drop();
       link_ = std::move(other.link_);
-      shard_ = other.shard_;
-      state_ = other.state_;
+      where_ = other.where_;
       estimate_ = other.estimate_;
     }
     return *this;
@@ -318,20 +326,19 @@ class keyed_limiter<Key, Clock, Hash, KeyEqual, Allocator>::reservation {
   /// Records the actual cost (negative counts as 0); later calls are ignored.
   void settle(std::int64_t actual_cost) noexcept {
     if (keyed_limiter* owner = link_.take())
-      owner->release(*shard_, *state_, detail::sat_sub(std::max<std::int64_t>(actual_cost, 0), estimate_));
+      owner->release(where_, detail::sat_sub(std::max<std::int64_t>(actual_cost, 0), estimate_));
   }
 
  private:
   friend class keyed_limiter;
-  reservation(keyed_limiter* owner, shard* s, state* st, std::int64_t estimate) noexcept
-      : link_(owner), shard_(s), state_(st), estimate_(estimate) {}
+  reservation(keyed_limiter* owner, admitted where, std::int64_t estimate) noexcept
+      : link_(owner), where_(where), estimate_(estimate) {}
   void drop() noexcept {
-    if (keyed_limiter* owner = link_.take()) owner->release(*shard_, *state_, 0);
+    if (keyed_limiter* owner = link_.take()) owner->release(where_, 0);
   }
 
   detail::permit_link<keyed_limiter> link_;
-  shard* shard_ = nullptr;
-  state* state_ = nullptr;
+  admitted where_{};
   std::int64_t estimate_ = 0;
 };
 
