@@ -241,14 +241,14 @@ TEST_CASE("outlier detection ejects after consecutive failures, for base × n, c
 
   // A success resets the streak: fail, fail, succeed, fail, fail is no ejection.
   keel::outlier_detector d(h);
-  CHECK_FALSE(d.record(keel::outcome::failure, 0, 0));
-  CHECK_FALSE(d.record(keel::outcome::failure, 0, 0));
-  CHECK_FALSE(d.record(keel::outcome::success, 0, 0));
-  CHECK_FALSE(d.record(keel::outcome::failure, 0, 0));
-  CHECK_FALSE(d.record(keel::outcome::ignored, 0, 0));  // ignored neither counts nor resets
-  CHECK_FALSE(d.record(keel::outcome::failure, 0, 0));
-  CHECK(d.record(keel::outcome::failure, 0, 0));        // the third in a row
-  CHECK_FALSE(d.record(keel::outcome::failure, 0, 0));  // a trip restarts the count
+  CHECK_FALSE(d.record(keel::outcome::failure, 0));
+  CHECK_FALSE(d.record(keel::outcome::failure, 0));
+  CHECK_FALSE(d.record(keel::outcome::success, 0));
+  CHECK_FALSE(d.record(keel::outcome::failure, 0));
+  CHECK_FALSE(d.record(keel::outcome::ignored, 0));  // ignored neither counts nor resets
+  CHECK_FALSE(d.record(keel::outcome::failure, 0));
+  CHECK(d.record(keel::outcome::failure, 0));        // the third in a row
+  CHECK_FALSE(d.record(keel::outcome::failure, 0));  // a trip restarts the count
 }
 
 TEST_CASE("the ejection multiplier decays while the node stays healthy", "[balance][health]") {

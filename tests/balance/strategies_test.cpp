@@ -224,6 +224,16 @@ TEST_CASE("peak EWMA jumps to peaks and decays towards quiet", "[balance][ewma]"
   CHECK(s.estimate(st, 0) == s.estimate(st, 10'000 * ms));
 }
 
+TEST_CASE("peak EWMA's decay factor matches std::exp", "[balance][ewma]") {
+  for (double x = 0; x < 50; x += 0.01) {
+    const double want = std::exp(-x);
+    REQUIRE(std::abs(keel::detail::exp_negative(x) - want) <= 2e-7 * want);
+  }
+  CHECK(keel::detail::exp_negative(-1) == 1.0);  // a clock going back: no decay
+  CHECK(keel::detail::exp_negative(std::nan("")) == 1.0);
+  CHECK(keel::detail::exp_negative(1e300) == 0.0);
+}
+
 TEST_CASE("load-report weights: blackout, then weights, then expiry", "[balance][load_report]") {
   using strategy = keel::load_report_weights<>;
   strategy::config c;  // blackout 10 s, expiry 3 min, update every 1 s

@@ -308,15 +308,22 @@ class balancer {
     node_id id() const noexcept { return node_->id; }
 
     /// Records the outcome; the latency is measured from the pick when the
-    /// strategy uses latency (peak_ewma), else zero.
+    /// strategy uses latency (peak_ewma, recommended), else zero.
     void record(outcome o) noexcept {
-      if (balancer* b = link_.take()) b->complete(*node_, o, measured(b));
+      if (balancer* b = link_.take()) {
+        if constexpr (detail::uses_latency<Strategy>) {
+          const std::int64_t now = detail::now_ns(b->clock_);
+          b->complete(*node_, o, std::max<std::int64_t>(0, now - start_ns_), now);
+        } else {
+          b->complete(*node_, o, 0, unread_time);
+        }
+      }
     }
     /// Records the outcome with a latency the caller measured.
     template <class Rep, class Period>
     void record(outcome o, std::chrono::duration<Rep, Period> latency) noexcept {
       if (balancer* b = link_.take())
-        b->complete(*node_, o, std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+        b->complete(*node_, o, std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count(), unread_time);
     }
     void success() noexcept { record(outcome::success); }
     void failure() noexcept { record(outcome::failure); }
@@ -343,14 +350,6 @@ class balancer {
     lease(balancer* owner, node_t* node, std::int64_t start_ns) noexcept
         : link_(owner), node_(node), start_ns_(start_ns) {}
 
-    std::int64_t measured(balancer* b) const noexcept {
-      if constexpr (detail::uses_latency<Strategy>) {
-        return std::max<std::int64_t>(0, detail::now_ns(b->clock_) - start_ns_);
-      } else {
-        (void)b;
-        return 0;
-      }
-    }
     void drop() noexcept {
       if (balancer* b = link_.take()) b->release(*node_);
     }
@@ -607,12 +606,15 @@ class balancer {
     weights_epoch_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  /// Ends a lease with a record. Touches the node for the last time when it
-  /// releases the outstanding count: after that a sweep may free it.
-  void complete(node_t& n, outcome o, std::int64_t latency_ns) noexcept {
-    const std::int64_t now = detail::now_ns(clock_);
-    if constexpr (detail::records_outcomes<Strategy>) strategy_.record(n.state, o, latency_ns, now);
-    if (n.health.record(o, latency_ns, now)) try_eject(n, now);
+  static constexpr std::int64_t unread_time = std::numeric_limits<std::int64_t>::min();
+
+  /// Ends a lease with a record; reads the clock only if something needs the
+  /// time. Touches the node for the last time when it releases the
+  /// outstanding count: after that a sweep may free it.
+  void complete(node_t& n, outcome o, std::int64_t latency_ns, std::int64_t now) noexcept {
+    auto time = [&] { return now != unread_time ? now : (now = detail::now_ns(clock_)); };
+    if constexpr (detail::records_outcomes<Strategy>) strategy_.record(n.state, o, latency_ns, time());
+    if (n.health.record(o, latency_ns)) try_eject(n, time());
     release(n);
   }
 

@@ -33,15 +33,16 @@
 namespace keel {
 
 /// A per-node health policy. It is called from many threads at once, so its
-/// members must be thread-safe (atomics). Times are nanoseconds on the
-/// balancer's clock.
-///  - record(outcome, latency_ns, now_ns) -> bool: learn from one call; true
-///    asks the balancer to eject the node now.
-///  - eject(now_ns) -> int64: the balancer did eject it; return for how long (ns > 0).
+/// members must be thread-safe (atomics).
+///  - record(outcome, latency_ns) -> bool: learn from one call; true asks the
+///    balancer to eject the node now. No clock is read for it: a policy that
+///    needs time keeps its own clock (a circuit breaker does).
+///  - eject(now_ns) -> int64: the balancer ejects the node at now_ns (on the
+///    balancer's clock); return for how long, in ns (> 0).
 template <class H>
 concept node_health = std::default_initializable<typename H::config> &&
     std::constructible_from<H, const typename H::config&> && requires(H& h, outcome o, std::int64_t ns) {
-  { h.record(o, ns, ns) } -> std::same_as<bool>;
+  { h.record(o, ns) } -> std::same_as<bool>;
   { h.eject(ns) } -> std::same_as<std::int64_t>;
 };
 
@@ -66,7 +67,7 @@ class outlier_detector {
 
   explicit outlier_detector(const config& c) : config_(c) { c.validate(); }
 
-  bool record(outcome o, std::int64_t /*latency_ns*/, std::int64_t /*now_ns*/) noexcept {
+  bool record(outcome o, std::int64_t /*latency_ns*/) noexcept {
     if (o == outcome::ignored) return false;
     if (o == outcome::success) {
       if (consecutive_.load(std::memory_order_relaxed) != 0) consecutive_.store(0, std::memory_order_relaxed);
@@ -115,7 +116,7 @@ static_assert(node_health<outlier_detector>);
 struct always_healthy {
   struct config {};
   explicit always_healthy(const config&) noexcept {}
-  bool record(outcome, std::int64_t, std::int64_t) noexcept { return false; }
+  bool record(outcome, std::int64_t) noexcept { return false; }
   std::int64_t eject(std::int64_t) noexcept { return 1; }
 };
 

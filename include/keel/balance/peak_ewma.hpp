@@ -29,12 +29,31 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 
 namespace keel {
+
+namespace detail {
+/// e^-x for x ≥ 0, to a relative error below 2e-7, without a libm call (a
+/// pick evaluates it for every candidate): x = n·ln 2 + r with r in [0, ln 2),
+/// e^-r by its Taylor polynomial to degree 8, 2^-n through the exponent bits.
+inline double exp_negative(double x) noexcept {
+  if (!(x > 0)) return 1.0;
+  if (x > 700) return 0.0;
+  constexpr double ln2 = 0.6931471805599453;
+  const double n = std::floor(x / ln2);
+  const double r = x - n * ln2;
+  const double y = -r;
+  double p = 1.0 / 40320;  // Horner: sum of y^k / k!, k = 8 down to 0
+  for (const double c : {1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1.0 / 2, 1.0, 1.0}) p = p * y + c;
+  const auto exponent = static_cast<std::uint64_t>(1023 - static_cast<std::int64_t>(n)) << 52;
+  return p * std::bit_cast<double>(exponent);
+}
+}  // namespace detail
 
 class peak_ewma {
  public:
@@ -108,7 +127,7 @@ class peak_ewma {
 
  private:
   double decay(std::int64_t elapsed_ns) const noexcept {
-    return std::exp(-static_cast<double>(elapsed_ns) / static_cast<double>(config_.decay_time.count()));
+    return detail::exp_negative(static_cast<double>(elapsed_ns) / static_cast<double>(config_.decay_time.count()));
   }
 
   config config_{};
