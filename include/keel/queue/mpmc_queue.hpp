@@ -164,15 +164,17 @@ class mpmc_queue {
   /// queue_closed. On failure `item` is left untouched.
   result<void> try_push(T&& item) noexcept { return emplace_now(std::move(item)); }
 
-  result<void> try_push(const T& item) requires std::is_copy_constructible_v<T> { return try_emplace(item); }
+  result<void> try_push(const T& item) { return try_emplace(item); }
 
   /// Constructs an item from `args` if there is room now. If T's constructor
   /// from `args` may throw, the item is built before a slot is claimed (a
   /// throw then leaves the queue untouched), so rvalue args are consumed even
   /// when the result is queue_full.
   template <class... Args>
-  requires std::is_constructible_v<T, Args&&...> result<void> try_emplace(Args&&... args)
-  noexcept(std::is_nothrow_constructible_v<T, Args&&...>) {
+  result<void> try_emplace(Args&&... args) noexcept(std::is_nothrow_constructible_v<T, Args&&...>) {
+    static_assert(std::is_constructible_v<T, Args&&...>,
+                  "keel::mpmc_queue: T cannot be constructed from these arguments (pushing an lvalue of a move-only "
+                  "T copies it: std::move it in)");
     if constexpr (std::is_nothrow_constructible_v<T, Args&&...>) {
       return emplace_now(std::forward<Args>(args)...);
     } else {
@@ -189,10 +191,11 @@ class mpmc_queue {
   }
   result<void> push(T&& item) { return push(std::move(item), time_point::max()); }
 
-  result<void> push(const T& item, time_point deadline) requires std::is_copy_constructible_v<T> {
+  result<void> push(const T& item, time_point deadline) {
+    static_assert(std::is_copy_constructible_v<T>, "keel::mpmc_queue: T is move-only: std::move the item in");
     return push(T(item), deadline);
   }
-  result<void> push(const T& item) requires std::is_copy_constructible_v<T> { return push(T(item), time_point::max()); }
+  result<void> push(const T& item) { return push(item, time_point::max()); }
 
   /// Enqueues as many of `items`, in order, as fit now, moving them from the
   /// span: the count (a prefix of `items`; 0 only for an empty span),
