@@ -249,9 +249,12 @@ TEST_CASE("property: bounds, determinism, no change without data, direction foll
       if (kind == 0) {
         m = {std::nan(""), std::nan("")};
       } else {
-        m = {keel::metric_sample(static_cast<double>(rng() % 50),
-                                 static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(ready + 2)) - 1),
-             static_cast<double>(rng() % 200)};
+        // One draw per statement: argument evaluation order is unspecified,
+        // and the sequence must not depend on the compiler.
+        const double average = static_cast<double>(rng() % 50);
+        const auto reporting = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(ready + 2)) - 1;
+        const double total = static_cast<double>(rng() % 200);
+        m = {keel::metric_sample(average, reporting), total};
       }
       const auto d = ask(a, t, current, m, ready);
       const auto e = ask(twin, t, current, m, ready);
