@@ -8,8 +8,8 @@
 //                     vector-store breaker → retrieval, then GPU
 //   /batch/summarize  authenticate → token budget (reserve) → bounded queue (202 or 503)
 //
-// and behind them: a balancer over the heterogeneous fleet (P2C least request,
-// weighted by GPU speed, with outlier ejection), batch workers draining the
+// and behind them: a balancer over the heterogeneous fleet (keel::recommended:
+// peak EWMA over candidates drawn by GPU speed, with outlier ejection), batch workers draining the
 // queue with pop_batch, and the autoscaler resizing the fleet every 15 s from
 // in-flight requests and queue depth.
 //
@@ -27,7 +27,7 @@
 #include "workload.hpp"
 
 #include <keel/balance/balancer.hpp>
-#include <keel/balance/least_request.hpp>
+#include <keel/balance/recommended.hpp>
 #include <keel/breaker/circuit_breaker.hpp>
 #include <keel/cache/cache.hpp>
 #include <keel/core/authenticate.hpp>
@@ -61,7 +61,7 @@ class keel_gateway {
   using token_limiter = keel::keyed_limiter<std::string, sim_clock>;
   using embedding_cache = keel::cache<std::string, embedding, keel::w_tinylfu, sim_clock>;
   using store_breaker = keel::circuit_breaker<keel::count_window, sim_clock>;
-  using gpu_balancer = keel::balancer<gpu, keel::p2c_least_request, keel::outlier_detector, sim_clock>;
+  using gpu_balancer = keel::balancer<gpu, keel::recommended, keel::outlier_detector, sim_clock>;
 
   /// One request in flight, with every permit it holds until it completes.
   struct call : std::enable_shared_from_this<call> {
@@ -84,7 +84,7 @@ class keel_gateway {
         tokens_(keel::rate_limit::per_minute(static_cast<double>(s.tenant_tokens_per_minute)), {}, loop.time()),
         embeddings_(keel::cache_config{.capacity = 4096, .shards = 4, .expire_after_write = 1h}, loop.time()),
         store_breaker_(store_breaker_config(), keel::count_window(50), loop.time()),
-        gpus_({}, keel::p2c_least_request(), {}, loop.time()),
+        gpus_({}, keel::recommended(), {}, loop.time()),
         batch_queue_(64, loop.time()),
         scaler_(autoscaler_config()) {
     for (auto& [key, tenant] : api_keys(s)) api_keys_[key] = tenant;
