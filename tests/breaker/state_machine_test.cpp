@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,8 @@ using keel::breaker_state;
 namespace {
 
 using breaker = keel::circuit_breaker<keel::count_window, keel::manual_clock>;
+static_assert(keel::permit<breaker::permit>);
+static_assert(std::is_nothrow_move_constructible_v<breaker>);
 
 // Small numbers so each threshold is crossed by one known call.
 keel::breaker_config small_config() {
@@ -271,6 +274,10 @@ TEST_CASE("force_open, disable and reset", "[breaker]") {
   CHECK(r.error().code == keel::errc::circuit_open);
   CHECK_FALSE(r.error().retry_after);  // an operator decides when
   CHECK_FALSE(b.would_admit());
+
+  clock.advance(3s);
+  b.force_open();  // already forced: nothing changes, time in state goes on
+  CHECK(b.stats().time_in_state == 1003s);
 
   b.disable();
   CHECK(b.state() == breaker_state::disabled);

@@ -435,6 +435,7 @@ class breaker_core {
       const std::lock_guard<std::mutex> lock(mutex_);
       const std::uint64_t w = word_.value.load(std::memory_order_relaxed);
       from = state_of(w);
+      if (from == to && to != breaker_state::closed) return;  // already there; reset() always empties the window
       enter(w, to);
     }
     if (from != to) announce(from, to);
