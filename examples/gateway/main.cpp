@@ -5,7 +5,10 @@
 // built from keel, on the same simulated GPU fleet, and prints both side by
 // side. Deterministic: the same seed prints the same report.
 //
-//   keel_gateway_demo [--json] [--seed N]
+//   keel_gateway_demo [--json] [--seed N] [--check]
+//
+// --check (used by CTest) also verifies the claims docs/gateway.md makes about
+// the report, and fails if a change to keel or the demo breaks one of them.
 #include "keel_gateway.hpp"
 #include "metrics.hpp"
 #include "naive_gateway.hpp"
@@ -78,13 +81,16 @@ run_metrics run(const char* name, const scenario& s, const std::vector<request>&
 int main(int argc, char** argv) {
   demo::scenario s;
   bool json = false;
+  bool check = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--json") == 0) {
       json = true;
+    } else if (std::strcmp(argv[i], "--check") == 0) {
+      check = true;
     } else if (std::strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
       s.seed = std::strtoull(argv[++i], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: keel_gateway_demo [--json] [--seed N]\n");
+      std::fprintf(stderr, "usage: keel_gateway_demo [--json] [--seed N] [--check]\n");
       return 2;
     }
   }
@@ -96,5 +102,5 @@ int main(int argc, char** argv) {
 
   const demo::report_input in{&s, {&naive, &keel}, wall};
   json ? demo::print_json(in) : demo::print_report(in);
-  return 0;
+  return check ? demo::check_claims(s, naive, keel) : 0;
 }

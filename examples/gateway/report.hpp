@@ -130,4 +130,31 @@ inline void print_json(const report_input& in) {
   std::fputs(out.c_str(), stdout);
 }
 
+/// The claims docs/gateway.md makes, checked on a run: 0 if all hold.
+inline int check_claims(const scenario& s, const run_metrics& naive, const run_metrics& keel) {
+  int failed = 0;
+  auto claim = [&](bool ok, const char* what) {
+    if (!ok) {
+      std::fprintf(stderr, "claim failed: %s\n", what);
+      ++failed;
+    }
+  };
+  auto tokens = [&](const run_metrics& m) {
+    const auto it = m.tokens_billed.find(s.greedy_tenant);
+    return it == m.tokens_billed.end() ? std::int64_t{0} : it->second;
+  };
+  auto late = [](const run_metrics& m, route r) { return m.routes.count(r) ? m.routes.at(r).late : 0; };
+  claim(tokens(keel) <= budget_over_run(s), "keel holds the greedy tenant to its token budget");
+  claim(tokens(naive) > 2 * budget_over_run(s), "the naive gateway lets the greedy tenant overspend");
+  claim(keel.stampede_gpu_calls == 1, "keel computes the stampede's embedding once");
+  claim(naive.stampede_gpu_calls == 200, "the naive gateway computes it 200 times");
+  claim(keel.vector_store_wait_s < naive.vector_store_wait_s / 5,
+        "keel's breaker cuts time spent on the failing store");
+  claim(late(keel, route::generate) * 100 < late(naive, route::generate),
+        "keel serves under 1% as many generations late as the naive gateway");
+  claim(late(keel, route::embed) < late(naive, route::embed) / 5, "keel serves far fewer embeddings late");
+  claim(keel.gpu_calls < naive.gpu_calls, "keel makes fewer GPU calls");
+  return failed == 0 ? 0 : 1;
+}
+
 }  // namespace demo
