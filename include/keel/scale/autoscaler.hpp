@@ -53,9 +53,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <optional>
 #include <span>
-#include <string_view>
 #include <utility>
 #include <vector>
 
