@@ -210,3 +210,23 @@ TEST_CASE("a backlog next to other metrics adds the replicas that drain it", "[s
   d = ask(a, 30s, 14, {80, 130});  // ceil(80 / 4) = 20, + 2
   CHECK(d.replicas == 22);
 }
+
+TEST_CASE("cold start: a later scale-up within the hold does not extend it", "[scale][cold_start]") {
+  keel::autoscaler_config c;
+  c.max_replicas = 100;
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  c.cold_start.startup_delay = 120s;
+  c.metrics = {{.name = "arrival_rate", .target = 4, .kind = keel::metric_kind::total},
+               {.name = "queue_depth", .target = 60, .kind = keel::metric_kind::total, .backlog = true}};
+  scaler a{c};
+  CHECK(ask(a, 0s, 10, {40, 0}).replicas == 10);
+  CHECK(ask(a, 15s, 10, {80, 0}).replicas == 20);  // the hold begins: the backlog was 0
+  auto d = ask(a, 30s, 20, {80, 600}, 10);
+  CHECK(d.replicas == 20);  // 600 queued while 10 replicas load: held at 0
+  CHECK(d.reason == scale_reason::cold_start);
+  CHECK(ask(a, 45s, 20, {120, 700}, 10).replicas == 30);  // the rate still drives scale-ups
+  CHECK(ask(a, 135s, 30, {120, 900}).replicas == 30);     // the previous look (45 s) was in the hold
+  d = ask(a, 150s, 30, {120, 900});                       // 135 s = 15 s + 120 s: over, despite the 45 s scale-up
+  CHECK(d.replicas == 45);                                // 30 + floor(900 / 60)
+  CHECK(d.reason == scale_reason::metrics);
+}
