@@ -525,3 +525,59 @@ TEST_CASE("model: random operations agree with a reference", "[balance][model]")
     for (const auto& [id, m] : model) CHECK(lb.outstanding(keel::node_id{id}) == 0);
   }
 }
+
+#include <keel/balance/breaker_health.hpp>
+
+TEST_CASE("breaker_health: a circuit breaker per node ejects while open", "[balance][health][breaker]") {
+  keel::manual_clock clock;
+  keel::breaker_health<keel::count_window, keel::manual_clock>::config h;
+  h.breaker.minimum_calls = 4;
+  h.breaker.failure_rate_threshold = 50;
+  h.breaker.open_duration = 10s;
+  h.breaker.half_open_probes = 2;
+  h.breaker.jitter = 0;
+  h.window = keel::count_window{8};
+  h.clock = clock;
+  keel::balancer_config cfg;
+  cfg.max_ejection_percent = 50;
+  keel::balancer<node, keel::round_robin, keel::breaker_health<keel::count_window, keel::manual_clock>,
+                 keel::manual_clock>
+      lb(cfg, {}, h, clock);
+  const auto bad = lb.add({"bad"});
+  lb.add({"good"});
+  int bad_calls = 0;
+  while (!info_of(lb, bad).ejected && bad_calls < 100) {
+    auto l = lb.pick();
+    if (l->id() == bad) {
+      ++bad_calls;
+      l->failure(1ms);
+    } else {
+      l->success(1ms);
+    }
+  }
+  CHECK(bad_calls == 4);  // the window's minimum: 4 calls, all failed ≥ 50 %
+  for (int i = 0; i < 10; ++i) CHECK(lb.pick()->id() != bad);
+  clock.advance(10s);  // the breaker's open duration is the ejection
+  int probes = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto l = lb.pick();
+    if (l->id() == bad) ++probes;
+    l->success(1ms);
+  }
+  CHECK(probes == 3);  // back in rotation; its successful probes close the breaker
+  CHECK_FALSE(info_of(lb, bad).ejected);
+  // a throwing state-change callback: the lease still releases its count
+  keel::breaker_health<keel::count_window, keel::manual_clock>::config loud = h;
+  loud.breaker.on_state_change = [](keel::breaker_state, keel::breaker_state to) {
+    if (to == keel::breaker_state::open) throw std::runtime_error("page someone");
+  };
+  keel::balancer<node, keel::round_robin, keel::breaker_health<keel::count_window, keel::manual_clock>,
+                 keel::manual_clock>
+      lb2(cfg, {}, loud, clock);
+  const auto only = lb2.add({"only"});
+  for (int i = 0; i < 3; ++i) lb2.pick()->failure(1ms);
+  auto fourth = lb2.pick();
+  CHECK_THROWS_AS(fourth->failure(1ms), std::runtime_error);
+  CHECK(lb2.outstanding(only) == 0);
+  CHECK_FALSE(fourth->active());
+}

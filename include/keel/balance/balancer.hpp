@@ -309,7 +309,7 @@ class balancer {
 
     /// Records the outcome; the latency is measured from the pick when the
     /// strategy uses latency (peak_ewma, recommended), else zero.
-    void record(outcome o) noexcept {
+    void record(outcome o) {
       if (balancer* b = link_.take()) {
         if constexpr (detail::uses_latency<Strategy>) {
           const std::int64_t now = detail::now_ns(b->clock_);
@@ -319,21 +319,23 @@ class balancer {
         }
       }
     }
-    /// Records the outcome with a latency the caller measured.
+    /// Records the outcome with a latency the caller measured. Records throw
+    /// only if the health policy does (a breaker's state-change callback);
+    /// the outstanding count is released either way.
     template <class Rep, class Period>
-    void record(outcome o, std::chrono::duration<Rep, Period> latency) noexcept {
+    void record(outcome o, std::chrono::duration<Rep, Period> latency) {
       if (balancer* b = link_.take())
         b->complete(*node_, o, std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count(), unread_time);
     }
-    void success() noexcept { record(outcome::success); }
-    void failure() noexcept { record(outcome::failure); }
-    void ignore() noexcept { record(outcome::ignored); }
+    void success() { record(outcome::success); }
+    void failure() { record(outcome::failure); }
+    void ignore() { record(outcome::ignored); }
     template <class Rep, class Period>
-    void success(std::chrono::duration<Rep, Period> latency) noexcept {
+    void success(std::chrono::duration<Rep, Period> latency) {
       record(outcome::success, latency);
     }
     template <class Rep, class Period>
-    void failure(std::chrono::duration<Rep, Period> latency) noexcept {
+    void failure(std::chrono::duration<Rep, Period> latency) {
       record(outcome::failure, latency);
     }
 
@@ -611,11 +613,17 @@ class balancer {
   /// Ends a lease with a record; reads the clock only if something needs the
   /// time. Touches the node for the last time when it releases the
   /// outstanding count: after that a sweep may free it.
-  void complete(node_t& n, outcome o, std::int64_t latency_ns, std::int64_t now) noexcept {
+  /// If the health policy throws (a user callback), the count is still
+  /// released and the exception reaches the caller of record.
+  void complete(node_t& n, outcome o, std::int64_t latency_ns, std::int64_t now) {
+    struct release_on_exit {
+      balancer* self;
+      node_t* node;
+      ~release_on_exit() { self->release(*node); }
+    } guard{this, &n};
     auto time = [&] { return now != unread_time ? now : (now = detail::now_ns(clock_)); };
     if constexpr (detail::records_outcomes<Strategy>) strategy_.record(n.state, o, latency_ns, time());
     if (n.health.record(o, latency_ns)) try_eject(n, time());
-    release(n);
   }
 
   void release(node_t& n) noexcept {
