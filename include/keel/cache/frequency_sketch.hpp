@@ -49,8 +49,8 @@ class frequency_sketch {
     const std::uint64_t h = rehash(hash);
     // Written out per row (not a loop) so the shifts are constants: this runs
     // on every cache hit, and the unrolled form is ~3x fewer instructions.
-    const bool grew = bump(block, h, 0) | bump(block, h, 1) | bump(block, h, 2) | bump(block, h, 3);
-    if (grew && ++size_ >= sample_size_) halve();
+    const unsigned grew = bump(block, h, 0) | bump(block, h, 1) | bump(block, h, 2) | bump(block, h, 3);
+    if (grew != 0 && ++size_ >= sample_size_) halve();
   }
 
   /// Increments since the last halving (for tests).
@@ -76,13 +76,15 @@ class frequency_sketch {
     const unsigned bits = slot_bits(h, row);
     return static_cast<unsigned>((block[word_of(bits, row)] >> shift_of(bits)) & 0xF);
   }
-  static bool bump(std::uint64_t* block, std::uint64_t h, unsigned row) noexcept {
+  // 1 if the counter grew, 0 if it was saturated (an int, so the four rows
+  // combine with a branch-free |).
+  static unsigned bump(std::uint64_t* block, std::uint64_t h, unsigned row) noexcept {
     const unsigned bits = slot_bits(h, row);
     std::uint64_t& word = block[word_of(bits, row)];
     const unsigned shift = shift_of(bits);
-    if (((word >> shift) & 0xF) == 0xF) return false;
+    if (((word >> shift) & 0xF) == 0xF) return 0;
     word += std::uint64_t{1} << shift;
-    return true;
+    return 1;
   }
 
   std::uint64_t* block_of(std::uint64_t hash) const noexcept {
