@@ -78,21 +78,18 @@ void print_text(const std::string& name, const report& r) {
   std::printf("\n");
 }
 
-std::string to_json(const std::string& name, const report& r) {
-  std::string out = "{\"name\":" + json_string(name) + ",\"tables\":[";
-  for (std::size_t i = 0; i < r.tables.size(); ++i) {
-    const auto& t = r.tables[i];
-    out += (i ? "," : "") + std::string("{\"title\":") + json_string(t.title) + ",\"note\":" + json_string(t.note) +
-           ",\"rows\":[";
-    for (std::size_t j = 0; j < t.rows.size(); ++j) {
-      out += j ? ",{" : "{";
-      for (std::size_t c = 0; c < t.columns.size() && c < t.rows[j].size(); ++c)
-        out += (c ? "," : "") + json_string(t.columns[c]) + ":" + json_cell(t.rows[j][c]);
+// One result object per table row, keyed by the table's column names, with
+// the simulation and table it came from: {"results":[{...}, ...]}.
+void append_json(std::string& out, const std::string& name, const report& r) {
+  for (const auto& t : r.tables) {
+    for (const auto& row : t.rows) {
+      out += out.back() == '[' ? "{" : ",{";
+      out += "\"simulation\":" + json_string(name) + ",\"table\":" + json_string(t.title);
+      for (std::size_t c = 0; c < t.columns.size() && c < row.size(); ++c)
+        out += "," + json_string(t.columns[c]) + ":" + json_cell(row[c]);
       out += "}";
     }
-    out += "]}";
   }
-  return out + "]}";
 }
 
 int usage() {
@@ -142,7 +139,7 @@ int main(int argc, char** argv) {
     }
   }
   bool ok = true;
-  std::string json = "[";
+  std::string json = "{\"results\":[";
   for (std::size_t i = 0; i < chosen.size(); ++i) {
     report r;
     if (!chosen[i]->run(opt, r)) {
@@ -150,12 +147,12 @@ int main(int argc, char** argv) {
       ok = false;
     }
     if (opt.json) {
-      json += (i ? "," : "") + to_json(chosen[i]->name, r);
+      append_json(json, chosen[i]->name, r);
     } else {
       print_text(chosen[i]->name, r);
     }
   }
-  if (opt.json) std::printf("%s]\n", json.c_str());
+  if (opt.json) std::printf("%s]}\n", json.c_str());
   if (!opt.json) std::printf("%zu simulation(s) run\n", chosen.size());
   return ok ? 0 : 1;
 }

@@ -2,8 +2,10 @@
 //
 // Each simulation registers itself under a name ("cache/hit_ratio",
 // "limit/denial_of_wallet", ...) and fills a report of tables. The same
-// report prints as aligned text or, with --json, as one JSON document, so
-// figures in docs/benchmarks.md come from exactly what a machine can re-read.
+// report prints as aligned text or, with --json, as one JSON document
+// {"results":[...]} with one object per table row (keys: "simulation",
+// "table", then the table's column names), so figures in docs come from
+// exactly what a machine can re-read.
 //
 //   static const keel_sim::registration reg{"queue/burst", "what it shows", [](const keel_sim::options& o,
 //                                                                              keel_sim::report& out) { ... }};
