@@ -3,7 +3,7 @@
 // The defaults are those of the Kubernetes HorizontalPodAutoscaler (autoscaling/v2),
 // so a configuration that sets only the metrics and the replica bounds behaves as
 // an HPA would; what keel adds beyond HPA (Knative-style panic mode, KEDA-style
-// scale to zero, a cold-start model) is off until asked for. docs/scale.md has
+// scale to zero, a cold-start model) is off until asked for. docs/autoscaling.md has
 // the table of every default with its HPA / Knative / KEDA equivalent.
 //
 //   keel::autoscaler_config cfg;
