@@ -21,8 +21,8 @@
 // rounded up): when a shard is full of keys that are not at rest, a new key
 // is refused with errc::overloaded rather than evicting a key in debt —
 // evicting it would hand that tenant a fresh burst. A key with an unsettled
-// reservation is never dropped. About 76 bytes per std::uint64_t key with
-// glibc (docs/limit.md).
+// reservation is never dropped. 64 to 128 bytes per std::uint64_t key
+// (docs/limit.md).
 //
 // Concurrency: each shard is a mutex around an open-addressing table that
 // holds keys and states inline (detail/key_table.hpp: one cache miss per
