@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr keel::rejection queue_empty{keel::errc::deadline_exceeded, std::nullopt, "queue empty"};
+constexpr keel::rejection queue_empty = keel::reject(keel::errc::queue_empty);
 
 /// Counts how often each id is destroyed while owning its value: moved-from
 /// objects own nothing, so a correct queue ends with every count at exactly 1.

@@ -25,6 +25,7 @@ enum class errc : int {
   circuit_open,       ///< a circuit breaker is failing fast; retry_after says when it probes
   queue_full,         ///< a bounded queue is at capacity (back-pressure)
   queue_closed,       ///< the queue was closed and, for consumers, is drained
+  queue_empty,        ///< nothing to pop now, or nothing arrived before the deadline
   deadline_exceeded,  ///< the deadline passed, or would pass before the work could finish
   no_backend,         ///< no node can take the call (none configured, all ejected or draining)
   unauthenticated,    ///< the caller could not be authenticated
@@ -44,6 +45,7 @@ inline const std::error_category& error_category() noexcept {
         case errc::circuit_open: return "circuit open";
         case errc::queue_full: return "queue full";
         case errc::queue_closed: return "queue closed";
+        case errc::queue_empty: return "queue empty";
         case errc::deadline_exceeded: return "deadline exceeded";
         case errc::no_backend: return "no backend available";
         case errc::unauthenticated: return "unauthenticated";
@@ -67,6 +69,7 @@ constexpr const char* to_string(errc e) noexcept {
     case errc::circuit_open: return "circuit_open";
     case errc::queue_full: return "queue_full";
     case errc::queue_closed: return "queue_closed";
+    case errc::queue_empty: return "queue_empty";
     case errc::deadline_exceeded: return "deadline_exceeded";
     case errc::no_backend: return "no_backend";
     case errc::unauthenticated: return "unauthenticated";
@@ -91,6 +94,7 @@ constexpr int http_status(errc e) noexcept {
     case errc::circuit_open:
     case errc::queue_full:
     case errc::queue_closed:
+    case errc::queue_empty:
     case errc::no_backend:
     case errc::overloaded: return 503;
   }

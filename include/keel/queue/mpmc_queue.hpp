@@ -21,8 +21,8 @@
 //
 // Outcomes are values. push: success, queue_full (no room now, or none before
 // the deadline), queue_closed. pop: an item, queue_closed (closed *and*
-// drained), or deadline_exceeded with reason "queue empty" (nothing before the
-// deadline — try_pop is pop with the deadline "now").
+// drained), or queue_empty (nothing before the deadline — try_pop is pop with
+// the deadline "now").
 //
 // Guarantees
 // - Capacity is rounded up to a power of two, at least 2 (capacity() says).
@@ -213,7 +213,7 @@ class mpmc_queue {
   // --- consumers -------------------------------------------------------------
 
   /// Dequeues the oldest item if there is one now; otherwise queue_closed
-  /// (closed and drained) or deadline_exceeded with reason "queue empty".
+  /// (closed and drained) or queue_empty.
   result<T> try_pop() noexcept {
     const claimed c = claim(head_, 1, 1);
     if (c.count == 0) return empty_or_closed(c.first);
@@ -225,7 +225,7 @@ class mpmc_queue {
   }
 
   /// Dequeues, waiting until `deadline` for an item: the item, queue_closed
-  /// once closed and drained, or deadline_exceeded ("queue empty").
+  /// once closed and drained, or queue_empty.
   result<T> pop(time_point deadline) {
     return wait_until(
         not_empty_, deadline, [&] { return try_pop(); }, [&] { return has_items(); });
@@ -233,7 +233,7 @@ class mpmc_queue {
   result<T> pop() { return pop(time_point::max()); }
 
   /// Moves up to `max` ready items, oldest first, to `out` without waiting:
-  /// their count (≥ 1), queue_closed, or deadline_exceeded ("queue empty").
+  /// their count (≥ 1), queue_closed, or queue_empty.
   /// One CAS for the whole batch. If writing to `out` throws, the items not
   /// yet written are destroyed and the queue stays consistent (reserve first).
   template <std::output_iterator<T&&> Out>
@@ -247,7 +247,7 @@ class mpmc_queue {
 
   /// Waits until `deadline` for the first item, then takes up to `max` items
   /// in all that are ready, without waiting for more. Returns the count (0
-  /// only when max is 0), queue_closed, or deadline_exceeded ("queue empty").
+  /// only when max is 0), queue_closed, or queue_empty.
   template <std::output_iterator<T&&> Out>
   result<std::size_t> pop_batch(Out out, std::size_t max, time_point deadline) {
     return wait_until(
@@ -388,7 +388,7 @@ class mpmc_queue {
     if (closing_.load(std::memory_order_acquire) && tail_.load(std::memory_order_acquire) == (head | closed_bit)) {
       return reject(errc::queue_closed);
     }
-    return rejection{errc::deadline_exceeded, std::nullopt, "queue empty"};
+    return reject(errc::queue_empty);
   }
 
   // The re-checks between prepare_wait() and wait(): seq_cst loads, see event_count.hpp.
