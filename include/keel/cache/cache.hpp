@@ -333,7 +333,7 @@ class cache {
 
    private:
     friend class cache;
-    load_permit(cache* owner, Key key, std::shared_ptr<detail::flight<Value>> f)
+    load_permit(cache* owner, Key key, std::shared_ptr<detail::load_flight<Value>> f)
         : owner_(owner), key_(std::move(key)), flight_(std::move(f)) {}
 
 #if KEEL_HAS_EXCEPTIONS
@@ -347,7 +347,7 @@ class cache {
 
     detail::permit_link<cache> owner_;
     std::optional<Key> key_;
-    std::shared_ptr<detail::flight<Value>> flight_;
+    std::shared_ptr<detail::load_flight<Value>> flight_;
   };
 
   /// What begin_load returns: the shared outcome, and — to the one caller that
@@ -377,7 +377,7 @@ class cache {
   };
 
   using map_type = std::unordered_map<Key, node, Hash, KeyEqual>;
-  using flight_map = std::unordered_map<Key, std::shared_ptr<detail::flight<Value>>, Hash, KeyEqual>;
+  using flight_map = std::unordered_map<Key, std::shared_ptr<detail::load_flight<Value>>, Hash, KeyEqual>;
 
   struct alignas(detail::cache_line) shard {
     explicit shard(std::size_t cap) : capacity(cap), policy(cap) {}
@@ -677,7 +677,7 @@ class cache {
           bump(s.coalesced);
           ticket.emplace(load_ticket{shared_load<Value>(f->second), load_permit{}});
         } else {
-          auto f2 = std::make_shared<detail::flight<Value>>();
+          auto f2 = std::make_shared<detail::load_flight<Value>>();
           s.flights.emplace(Key(key), f2);
           bump(s.loads);
           ticket.emplace(load_ticket{shared_load<Value>(f2), load_permit(this, Key(key), f2)});
@@ -711,7 +711,7 @@ class cache {
 #endif
   }
 
-  void finish_load(const Key& key, const std::shared_ptr<detail::flight<Value>>& f, const result<Value>& outcome) {
+  void finish_load(const Key& key, const std::shared_ptr<detail::load_flight<Value>>& f, const result<Value>& outcome) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
     detail::listener_error err;
@@ -742,7 +742,7 @@ class cache {
   }
 
 #if KEEL_HAS_EXCEPTIONS
-  void fail_load(const Key& key, const std::shared_ptr<detail::flight<Value>>& f, std::exception_ptr error) {
+  void fail_load(const Key& key, const std::shared_ptr<detail::load_flight<Value>>& f, std::exception_ptr error) {
     shard& s = shard_for(hash_of(key));
     {
       std::unique_lock lock(s.mutex);
@@ -753,7 +753,7 @@ class cache {
   }
 #endif
 
-  void abandon_load(const Key& key, const std::shared_ptr<detail::flight<Value>>& f) noexcept {
+  void abandon_load(const Key& key, const std::shared_ptr<detail::load_flight<Value>>& f) noexcept {
     shard& s = shard_for(hash_of(key));
     {
       std::unique_lock lock(s.mutex);
@@ -763,7 +763,7 @@ class cache {
     f->complete(rejection{errc::upstream_failure, std::nullopt, "load abandoned"});
   }
 
-  static void forget_flight(shard& s, const Key& key, const std::shared_ptr<detail::flight<Value>>& f) {
+  static void forget_flight(shard& s, const Key& key, const std::shared_ptr<detail::load_flight<Value>>& f) {
     if (const auto it = s.flights.find(key); it != s.flights.end() && it->second == f) s.flights.erase(it);
   }
 

@@ -30,7 +30,7 @@ namespace detail {
 
 /// One in-flight load: its outcome, and who waits for it.
 template <class Value>
-class flight {
+class load_flight {
  public:
   using callback = std::function<void(const result<Value>&)>;
 
@@ -104,7 +104,7 @@ class shared_load {
  public:
   /// Already known: a hit, or a cached rejection.
   explicit shared_load(result<Value> known) : known_(std::move(known)) {}
-  explicit shared_load(std::shared_ptr<detail::flight<Value>> pending) : pending_(std::move(pending)) {}
+  explicit shared_load(std::shared_ptr<detail::load_flight<Value>> pending) : pending_(std::move(pending)) {}
 
   /// True when wait() would not block.
   bool ready() const { return known_.has_value() || pending_->ready(); }
@@ -127,7 +127,7 @@ class shared_load {
 
  private:
   std::optional<result<Value>> known_;
-  std::shared_ptr<detail::flight<Value>> pending_;
+  std::shared_ptr<detail::load_flight<Value>> pending_;
 };
 
 }  // namespace keel
