@@ -76,16 +76,20 @@ struct time_reference {
   }
 };
 
-sample random_sample(std::mt19937_64& rng) {
-  std::uniform_int_distribution<int> d(0, 9);
-  return keel::detail::make_sample(d(rng) < 3, d(rng) < 2);
+// A call that fails with probability fail_in_1000 / 1000 and is slow with half that.
+sample random_sample(std::mt19937_64& rng, int fail_in_1000 = 300) {
+  std::uniform_int_distribution<int> d(0, 999);
+  return keel::detail::make_sample(d(rng) < fail_in_1000, d(rng) < fail_in_1000 / 2);
 }
 
 }  // namespace
 
 TEST_CASE("count_window matches the last-N reference on random sequences", "[breaker][window]") {
-  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
     std::mt19937_64 rng(seed);
+    // Half the seeds model a mostly healthy dependency, so the window is often
+    // all fast successes and the write-free path is taken.
+    const int fail_in_1000 = seed % 2 == 0 ? 300 : 5;
     const auto n = static_cast<std::uint32_t>(1 + rng() % 40);
     keel::count_window::recorder w(keel::count_window{n});
     count_reference ref{n};
@@ -96,7 +100,7 @@ TEST_CASE("count_window matches the last-N reference on random sequences", "[bre
         CHECK(w.totals(0) == window_totals{});
         continue;
       }
-      const sample s = random_sample(rng);
+      const sample s = random_sample(rng, fail_in_1000);
       const auto u = w.record(s, 0);
       const bool changed = ref.record(s);
       INFO("seed " << seed << " op " << op << " n " << n);
@@ -105,6 +109,20 @@ TEST_CASE("count_window matches the last-N reference on random sequences", "[bre
       REQUIRE(w.totals(0) == ref.totals());
     }
   }
+}
+
+TEST_CASE("a failure after a healthy stretch leaves after exactly N more calls", "[breaker][window]") {
+  constexpr std::uint32_t n = 8;
+  keel::count_window::recorder w(keel::count_window{n});
+  const sample ok = keel::detail::make_sample(false, false);
+  for (std::uint32_t i = 0; i < n + 5; ++i) (void)w.record(ok, 0);  // the last 5 write nothing
+  CHECK(w.totals(0) == window_totals{n, 0, 0});
+  (void)w.record(keel::detail::make_sample(true, false), 0);
+  CHECK(w.totals(0) == window_totals{n, 1, 0});
+  for (std::uint32_t i = 0; i < n - 1; ++i) (void)w.record(ok, 0);
+  CHECK(w.totals(0) == window_totals{n, 1, 0});
+  (void)w.record(ok, 0);
+  CHECK(w.totals(0) == window_totals{n, 0, 0});
 }
 
 TEST_CASE("time_window matches the bucket reference on random sequences, clock jumps included", "[breaker][window]") {

@@ -18,9 +18,12 @@
 //  * each slot of the ring holds one outcome byte; a record claims the next
 //    slot with one fetch_add on the head and, when the outcome differs from
 //    the one it evicts, updates the three counts packed in one 64-bit word
-//    (21 bits each) with two fetch_adds — so in the steady state of a healthy
-//    dependency (success evicting success) a record is two atomic operations
-//    and never touches the shared totals;
+//    (21 bits each) with two fetch_adds;
+//  * the steady state of a healthy dependency writes nothing: when the window
+//    holds N fast successes and the call is another one, every slot it could
+//    replace holds the same outcome, so the record is one load of the totals
+//    and returns — no shared cache line is written, and the closed path scales
+//    across cores;
 //  * a new outcome is added to the totals before it is published in its slot,
 //    and subtracted only by whoever takes it out of the slot afterwards, so no
 //    packed count ever goes below zero, even transiently. Under concurrency
@@ -116,6 +119,10 @@ struct count_window {
 
     detail::window_update record(detail::sample s, std::int64_t /*now_ns*/) noexcept {
       const auto code = static_cast<std::uint8_t>(s);
+      // A healthy window (N fast successes) and another fast success: whichever
+      // slot it would replace holds the same outcome, so nothing changes and
+      // nothing is written — the shared lines stay read-only on every core.
+      if (code == fast_success && totals_.value.load(std::memory_order_relaxed) == size_) return {};
       const std::uint64_t i = head_.value.fetch_add(1, std::memory_order_relaxed) % size_;
       // A healthy dependency replaces success with success: claim nothing, the totals stand.
       if (slots_[i].load(std::memory_order_relaxed) == code) return {};
@@ -140,6 +147,8 @@ struct count_window {
     }
 
    private:
+    static constexpr std::uint8_t fast_success = static_cast<std::uint8_t>(detail::make_sample(false, false));
+
     std::uint32_t size_;
     std::unique_ptr<std::atomic<std::uint8_t>[]> slots_;
     detail::padded<std::atomic<std::uint64_t>> head_{};
