@@ -464,20 +464,26 @@ class cache {
       n.access_deadline.store(next, std::memory_order_relaxed);
   }
 
-  // The lock-free-of-writers read: shared lock, copy out, record the hit.
-  // Returns the node's outcome (value or remembered rejection) on a live hit.
-  template <class K>
-  std::optional<result<Value>> read(shard& s, const K& key, bool negative_is_hit) {
-    std::optional<result<Value>> out;
+  // The read path: the shard lock shared, copy the value out, record the hit
+  // in the read buffer. Out is Value (get: a remembered failure is a miss) or
+  // result<Value> (begin_load: a remembered failure is returned).
+  template <class Out, class K>
+  std::optional<Out> read(shard& s, const K& key) {
+    constexpr bool failures_hit = std::is_same_v<Out, result<Value>>;
+    std::optional<Out> out;
     bool full = false;
     bool expired = false;
     {
       std::shared_lock lock(s.mutex);
       const auto it = s.map.find(key);
-      if (it != s.map.end() && (negative_is_hit || it->second.value.has_value())) {
+      if (it != s.map.end() && (failures_hit || it->second.value.has_value())) {
         node& n = it->second;
         if (alive(n)) {
-          out.emplace(n.value);
+          if constexpr (failures_hit) {
+            out.emplace(n.value);
+          } else {
+            out.emplace(*n.value);
+          }
           full = s.reads.record(&n);
         } else {
           expired = true;
@@ -495,9 +501,9 @@ class cache {
   template <class K>
   std::optional<Value> get_impl(const K& key) {
     shard& s = shard_for(hash_of(key));
-    if (auto r = read(s, key, false)) return std::optional<Value>(std::move(**r));
-    s.misses.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
+    std::optional<Value> v = read<Value>(s, key);
+    if (!v) s.misses.fetch_add(1, std::memory_order_relaxed);
+    return v;
   }
 
   template <class K>
@@ -655,7 +661,7 @@ class cache {
   load_ticket begin_load_impl(const K& key) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    if (auto hit = read(s, key, true)) return load_ticket{shared_load<Value>(std::move(*hit)), load_permit{}};
+    if (auto hit = read<result<Value>>(s, key)) return load_ticket{shared_load<Value>(std::move(*hit)), load_permit{}};
 
     detail::listener_error err;
     std::optional<load_ticket> ticket;
