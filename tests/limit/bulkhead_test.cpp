@@ -65,6 +65,15 @@ TEST_CASE("acquire_for waits for a released slot, and gives up after the wait", 
   REQUIRE(got);
   CHECK(slots.in_flight() == 1);
   CHECK(slots.stats().waiting == 0);
+
+  // An unbounded wait (duration::max()) does not overflow the deadline.
+  std::thread releaser2([&] {
+    while (slots.stats().waiting == 0) std::this_thread::yield();
+    got->release();
+  });
+  auto forever = slots.acquire_for(std::chrono::hours::max());
+  releaser2.join();
+  CHECK(forever);
 }
 
 TEST_CASE("invalid bulkhead size is refused", "[limit][bulkhead]") {

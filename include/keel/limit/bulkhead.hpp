@@ -85,8 +85,13 @@ class bulkhead {
   result<permit> acquire_for(std::chrono::duration<Rep, Period> max_wait) {
     if (take()) return permit(this);
     if (max_wait <= max_wait.zero()) return reject(errc::overloaded, "keel::bulkhead: all slots in use");
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(max_wait);
+    // Waits beyond a century are a century: converting duration::max() to
+    // nanoseconds and adding it to now would overflow.
+    constexpr std::chrono::hours century(24 * 365 * 100);
+    const auto wait = std::chrono::duration<double>(max_wait) < century
+                          ? std::chrono::ceil<std::chrono::steady_clock::duration>(max_wait)
+                          : std::chrono::duration_cast<std::chrono::steady_clock::duration>(century);
+    const auto deadline = std::chrono::steady_clock::now() + wait;
     std::unique_lock lock(mutex_);
     // Announce the wait before checking again: a release that misses the
     // announcement happened before the check, which then succeeds (both are
