@@ -34,8 +34,8 @@
 //
 // Costs. In the closed state admission is one atomic load of the state word
 // (read-only while closed, so every core keeps it cached) and a record is the
-// window's record (count_window: two atomic operations when the outcome
-// repeats the one it evicts, four otherwise) plus one more load. Half-open
+// window's record plus one more load (count_window: a single load and no
+// write while a healthy dependency keeps succeeding; see window.hpp). Half-open
 // admission is a compare-exchange on a probe word that holds the probe count,
 // so concurrent callers never get more than half_open_probes permits.
 // Transitions (rare) take a mutex; the state-change callback runs after it is
