@@ -77,6 +77,15 @@ TEST_CASE("limit layer on one shared limiter, cost 1 per request by default", "[
   CHECK(third.error().code == keel::errc::rate_limited);
   CHECK(*third.error().retry_after == 100ms);
   CHECK(calls == 2);  // the refused request never reached the terminal
+
+  // Token counts are often std::size_t: any integer cost works.
+  keel::gcra_limiter<keel::manual_clock> tokens{keel::rate_limit::per_second(100, 100), clock};
+  auto by_size = keel::pipeline(keel::limit(tokens, [](request& q) {
+                   return q.tenant.size() * std::size_t{10};
+                 })).bind([](request&) -> keel::result<int> { return 0; });
+  request five{"abcde"};
+  CHECK(by_size(five));
+  CHECK(tokens.stats().available == 50);
 }
 
 TEST_CASE("limit layer settling from the whole result refunds failures", "[limit][layer]") {

@@ -42,6 +42,14 @@ struct unit_cost {
     return 1;
   }
 };
+/// cost_of(ctx) as a cost: any integer type (token counts are often std::size_t).
+template <class CostOf, class Ctx>
+constexpr std::int64_t cost(CostOf& cost_of, Ctx& ctx) {
+  static_assert(std::is_integral_v<std::remove_cvref_t<std::invoke_result_t<CostOf&, Ctx&>>>,
+                "keel::limit: the cost projection must return an integer cost (tokens, requests, bytes)");
+  return static_cast<std::int64_t>(std::invoke(cost_of, ctx));
+}
+
 /// "The terminal reports no cost": nothing is settled, the estimate stands.
 struct no_settle {};
 
@@ -118,10 +126,10 @@ struct settle_actual {
 template <class L, class CostOf = detail::unit_cost, class Actual = detail::no_settle>
 requires(!detail::keyed<L>) constexpr auto limit(L& limiter, CostOf cost_of = {}, Actual actual = {}) {
   if constexpr (std::is_same_v<Actual, detail::no_settle>) {
-    return limit_with([&limiter, cost_of](auto& ctx) { return limiter.try_acquire(std::invoke(cost_of, ctx)); },
+    return limit_with([&limiter, cost_of](auto& ctx) { return limiter.try_acquire(detail::cost(cost_of, ctx)); },
                       detail::no_settle{});
   } else {
-    return limit_with([&limiter, cost_of](auto& ctx) { return limiter.reserve(std::invoke(cost_of, ctx)); },
+    return limit_with([&limiter, cost_of](auto& ctx) { return limiter.reserve(detail::cost(cost_of, ctx)); },
                       detail::settle_actual<Actual>{std::move(actual)});
   }
 }
@@ -133,12 +141,12 @@ constexpr auto limit(L& limiter, KeyOf key_of, CostOf cost_of = {}, Actual actua
   if constexpr (std::is_same_v<Actual, detail::no_settle>) {
     return limit_with(
         [&limiter, key_of, cost_of](auto& ctx) {
-          return limiter.try_acquire(std::invoke(key_of, ctx), std::invoke(cost_of, ctx));
+          return limiter.try_acquire(std::invoke(key_of, ctx), detail::cost(cost_of, ctx));
         },
         detail::no_settle{});
   } else {
     return limit_with([&limiter, key_of, cost_of](
-                          auto& ctx) { return limiter.reserve(std::invoke(key_of, ctx), std::invoke(cost_of, ctx)); },
+                          auto& ctx) { return limiter.reserve(std::invoke(key_of, ctx), detail::cost(cost_of, ctx)); },
                       detail::settle_actual<Actual>{std::move(actual)});
   }
 }
