@@ -45,13 +45,19 @@ inline double exp_negative(double x) noexcept {
   if (!(x > 0)) return 1.0;
   if (x > 700) return 0.0;
   constexpr double ln2 = 0.6931471805599453;
-  const double n = std::floor(x / ln2);
-  const double r = x - n * ln2;
-  const double y = -r;
-  double p = 1.0 / 40320;  // Horner: sum of y^k / k!, k = 8 down to 0
-  for (const double c : {1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1.0 / 2, 1.0, 1.0}) p = p * y + c;
-  const auto exponent = static_cast<std::uint64_t>(1023 - static_cast<std::int64_t>(n)) << 52;
-  return p * std::bit_cast<double>(exponent);
+  const auto n = static_cast<std::int64_t>(x / ln2);  // x > 0: truncation is floor, and needs no libm call
+  const double y = -(x - static_cast<double>(n) * ln2);
+  // Horner: sum of y^k / k! for k = 8 down to 0.
+  double p = 1.0 / 40320;
+  p = p * y + 1.0 / 5040;
+  p = p * y + 1.0 / 720;
+  p = p * y + 1.0 / 120;
+  p = p * y + 1.0 / 24;
+  p = p * y + 1.0 / 6;
+  p = p * y + 1.0 / 2;
+  p = p * y + 1.0;
+  p = p * y + 1.0;
+  return p * std::bit_cast<double>(static_cast<std::uint64_t>(1023 - n) << 52);
 }
 }  // namespace detail
 

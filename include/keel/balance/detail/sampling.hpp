@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace keel::detail {
@@ -30,32 +31,56 @@ std::size_t sample_usable(const View& v, std::size_t exclude) {
   return no_node;
 }
 
-/// Cumulative configured weights of a snapshot's nodes, for drawing a node
-/// with probability proportional to its weight (O(log n) per draw).
+/// Draws a node with probability proportional to its configured weight in
+/// O(1): Vose's alias method (Vose, "A linear algorithm for generating random
+/// numbers with a given distribution", 1991), built once per snapshot. One
+/// random number picks a column and decides between it and its alias.
 class weight_sampler {
  public:
   template <class View>
-  explicit weight_sampler(const View& v) {
-    double sum = 0;
-    cumulative_.reserve(v.size());
-    for (std::size_t i = 0; i < v.size(); ++i) cumulative_.push_back(sum += v.configured_weight(i));
+  explicit weight_sampler(const View& v) : threshold_(v.size()), alias_(v.size()) {
+    const std::size_t n = v.size();
+    if (n == 0) return;
+    std::vector<double> scaled(n);
+    const double total = v.total_weight();
+    std::vector<std::uint32_t> small, large;
+    for (std::size_t i = 0; i < n; ++i) {
+      scaled[i] = v.configured_weight(i) * static_cast<double>(n) / total;
+      (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::uint32_t>(i));
+    }
+    while (!small.empty() && !large.empty()) {
+      const std::uint32_t s = small.back(), l = large.back();
+      small.pop_back();
+      threshold_[s] = scaled[s];
+      alias_[s] = l;
+      scaled[l] -= 1.0 - scaled[s];
+      if (scaled[l] < 1.0) {
+        large.pop_back();
+        small.push_back(l);
+      }
+    }
+    for (const std::uint32_t i : large) threshold_[i] = 1.0, alias_[i] = i;
+    for (const std::uint32_t i : small) threshold_[i] = 1.0, alias_[i] = i;  // rounding leftovers
   }
 
   /// A usable node other than `exclude` drawn by weight, or no_node.
   template <class View>
   std::size_t sample(const View& v, std::size_t exclude) const {
-    if (cumulative_.size() != v.size() || cumulative_.empty()) return sample_usable(v, exclude);
+    const std::size_t n = alias_.size();
+    if (n != v.size() || n == 0) return sample_usable(v, exclude);
     for (int tries = 0; tries < 4; ++tries) {
-      const double x = static_cast<double>(v.random() >> 11) * 0x1.0p-53 * cumulative_.back();
-      const auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), x);
-      const auto i = std::min(static_cast<std::size_t>(it - cumulative_.begin()), cumulative_.size() - 1);
+      const std::uint64_t r = v.random();
+      const std::size_t column = bounded(r, n);
+      const double coin = static_cast<double>(r & 0xffffffffU) * 0x1.0p-32;  // the bits bounded() did not use
+      const std::size_t i = coin < threshold_[column] ? column : alias_[column];
       if (i != exclude && v.usable(i)) return i;
     }
-    return sample_usable(v, exclude);  // mostly ejected or one heavy node: fall back to uniform
+    return sample_usable(v, exclude);  // mostly ejected, or one heavy node: uniform over the rest
   }
 
  private:
-  std::vector<double> cumulative_;
+  std::vector<double> threshold_;
+  std::vector<std::uint32_t> alias_;
 };
 
 /// Uniform candidates (Mitzenmacher; Envoy, Finagle).
