@@ -211,6 +211,31 @@ TEST_CASE("a backlog next to other metrics adds the replicas that drain it", "[s
   CHECK(d.replicas == 22);
 }
 
+TEST_CASE("drain replicas are not held by the scale-down window; the rest of the fleet is", "[scale][backlog]") {
+  keel::autoscaler_config c;  // HPA's 300 s scale-down window
+  c.max_replicas = 100;
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  c.metrics = {{.name = "arrival_rate", .target = 4, .kind = keel::metric_kind::total},
+               {.name = "queue_depth", .target = 60, .kind = keel::metric_kind::total, .backlog = true}};
+  scaler a{c};
+  auto d = ask(a, 0s, 10, {40, 600});  // 10 for the rate + 10 to drain 600
+  CHECK(d.replicas == 20);
+  d = ask(a, 15s, 20, {40, 0});  // drained: the 10 drain replicas go at once
+  CHECK(d.replicas == 10);
+  CHECK(d.reason == scale_reason::metrics);
+  d = ask(a, 30s, 10, {40, 130});  // 10 + 2, on top of the stabilised rate part
+  CHECK(d.replicas == 12);
+  d = ask(a, 45s, 12, {80, 0});  // the rate doubles
+  CHECK(d.replicas == 20);
+  d = ask(a, 60s, 20, {40, 0});  // and falls: the window holds its 20, as HPA
+  CHECK(d.replicas == 20);
+  CHECK(d.reason == scale_reason::stabilized);
+  d = ask(a, 75s, 20, {40, 190});  // drain replicas come on top of the held count
+  CHECK(d.replicas == 23);
+  d = ask(a, 346s, 23, {40, 0});  // 45 s + 300 s has passed: back to the rate's 10
+  CHECK(d.replicas == 10);
+}
+
 TEST_CASE("cold start: a later scale-up within the hold does not extend it", "[scale][cold_start]") {
   keel::autoscaler_config c;
   c.max_replicas = 100;

@@ -29,7 +29,8 @@
 //  2. the maximum over metrics; with a metric missing, no scale-down, and
 //     with all missing, no change;
 //  3. stabilisation: the highest recommendation of the scale-down window
-//     (300 s) and the lowest of the scale-up window (0 s) bound the result;
+//     (300 s) and the lowest of the scale-up window (0 s) bound the result
+//     (replicas added to drain a backlog metric stay out of the windows);
 //  4. scaling policies (pods or percent per period, select max/min/disabled)
 //     limit the change against the scale events of each period, and
 //     min/max replicas bound it.
@@ -208,6 +209,7 @@ class autoscaler {
   struct reading {
     std::int32_t replicas = 0;           ///< max over valid metrics (HPA computeReplicasForMetrics)
     std::int32_t uncapped_replicas = 0;  ///< the same without the cold-start model
+    std::int32_t drain = 0;              ///< of `replicas`, those added to drain backlog metrics
     std::int32_t metric = -1;
     double ratio = 0;
     double demand = 0;  ///< load in replicas at target, for panic mode
@@ -355,7 +357,9 @@ class autoscaler {
     // second). Whole replicas only: a backlog smaller than one replica's
     // share drains on the headroom the targets leave.
     r.demand += backlog;
+    const std::int32_t base = r.replicas;
     r.replicas = add_replicas(r.replicas, backlog);
+    r.drain = r.replicas - base;
     r.uncapped_replicas = add_replicas(r.uncapped_replicas, backlog_uncapped);
     return r;
   }
@@ -407,7 +411,12 @@ class autoscaler {
     update_panic(now, r.demand, ready);
     why = r.replicas == current ? scale_reason::steady : scale_reason::metrics;
     if (r.uncapped_replicas > r.replicas) why = scale_reason::cold_start;
-    std::int32_t desired = stabilize(now, current, r.replicas, why);
+    // Drain replicas stay out of the stabilisation windows: the windows damp
+    // noise in a rate or a level, but a drained backlog is gone, and holding
+    // its replicas for the scale-down window (300 s) is pure cost — in
+    // keel_sim scale/bursty_inference it was most of the excess GPU-hours on
+    // spikes and bursts from idle. The rest of the fleet is stabilised as HPA does.
+    const std::int32_t desired = stabilize(now, std::max(current - r.drain, 0), r.replicas - r.drain, why) + r.drain;
     if (panicking_) return panic_replicas(current, desired, lower, why);
     return limit_rate(now, current, desired, lower, why);
   }

@@ -60,6 +60,8 @@ struct metric_spec {
   /// (its throughput × the drain time you accept). Next to other metrics it
   /// adds the whole replicas that drain it to what they ask for, instead of
   /// competing with them for the maximum; alone it is an ordinary HPA metric.
+  /// Those drain replicas stay out of the stabilisation windows: once the
+  /// backlog is drained they go at once, while the rest of the fleet is held.
   /// With the cold-start model on, a backlog that grows while replicas are
   /// starting does not add replicas: they will serve it.
   bool backlog = false;
