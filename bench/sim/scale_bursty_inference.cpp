@@ -30,9 +30,12 @@
 //                 what one serves), the queue depth as a backlog (target 60 per
 //                 replica: what one drains in 15 s, added on top of the rest),
 //                 in-flight requests (target 6.4 = 80% of C).
-//   keel_queue    keel's recommended configuration for inference: keel_basic
-//                 plus panic mode, the cold-start model with the real startup
-//                 delay, and scale to zero (activation 0, cooldown 60 s).
+//   keel_queue    keel's recommended configuration for inference: the arrival
+//                 rate (target 3.2) and the backlog (target 20: what one replica
+//                 drains in 5 s), no in-flight metric; panic mode, the cold-start
+//                 model with the real startup delay, scale to zero (activation 0,
+//                 cooldown 60 s); HPA's 300 s scale-down window, which drain
+//                 replicas stay out of.
 //   oracle        knows the arrival rate one startup delay (plus one period)
 //                 ahead and keeps ceil(rate / (0.85 × 4)) replicas ready, no more:
 //                 the lower bound on GPU-hours for an 85%-utilised fleet.
@@ -67,7 +70,10 @@ constexpr double min_service_s = 1.0;  // service time uniform in [1, 3] s
 constexpr double max_service_s = 3.0;
 constexpr double replica_rate = slots_per_replica / ((min_service_s + max_service_s) / 2);  // 4 requests/s
 constexpr double slo_wait_s = 2.0;
-constexpr double drain_s = 15.0;  // keel: a backlog should drain within one evaluation period
+constexpr double drain_s = 15.0;  // keel_basic: a backlog should drain within one evaluation period
+// keel_queue: within 5 s. A queued request has already waited up to a period;
+// draining it in 15 s more misses a 2 s SLO for every request behind it.
+constexpr double recommended_drain_s = 5.0;
 constexpr double eval_period_s = 15.0;
 constexpr std::int32_t max_replicas = 64;
 
@@ -144,12 +150,20 @@ keel::autoscaler_config config_for(policy_kind p, double startup_s) {
           {.name = "queued_plus_in_flight", .target = 0.75 * slots_per_replica, .kind = keel::metric_kind::total}};
       break;
     case policy_kind::keel_basic:
-    case policy_kind::keel_queue:
       c.metrics = {
           {.name = "arrival_rate", .target = 0.8 * replica_rate, .kind = keel::metric_kind::total},
           {.name = "queue_depth", .target = drain_s * replica_rate, .kind = keel::metric_kind::total, .backlog = true},
           {.name = "in_flight", .target = 0.8 * slots_per_replica, .kind = keel::metric_kind::total}};
-      if (p == policy_kind::keel_basic) break;
+      break;
+    case policy_kind::keel_queue:
+      // No in-flight metric: while a backlog drains, every slot is busy, so
+      // in-flight reads "full" and its recommendation would be held by the
+      // scale-down window for 300 s after the backlog is gone.
+      c.metrics = {{.name = "arrival_rate", .target = 0.8 * replica_rate, .kind = keel::metric_kind::total},
+                   {.name = "queue_depth",
+                    .target = recommended_drain_s * replica_rate,
+                    .kind = keel::metric_kind::total,
+                    .backlog = true}};
       c.min_replicas = 0;
       c.scale_to_zero.cooldown = std::chrono::seconds(60);
       c.panic.enabled = true;
