@@ -39,9 +39,9 @@ inline void print_report(const report_input& in) {
       seconds(s.stampede_at.time_since_epoch()));
 
   const int w = 30;
-  fmt::print("{:<40}{:>{}}{:>{}}\n", "", a.gateway, w, b.gateway, w);
+  fmt::print("{:<46}{:>{}}{:>{}}\n", "", a.gateway, w, b.gateway, w);
   auto row = [&](const std::string& label, const std::string& x, const std::string& y) {
-    fmt::print("{:<40}{:>{}}{:>{}}\n", label, x, w, y, w);
+    fmt::print("{:<46}{:>{}}{:>{}}\n", label, x, w, y, w);
   };
   auto lat = [](const std::vector<double>& v) {
     return v.empty() ? std::string("-") : fmt::format("{:.0f} / {:.0f}", percentile(v, 50), percentile(v, 99));
