@@ -5,7 +5,7 @@
 // candidates drawn in proportion to their weights (an alias table, O(1) per draw). It is the default Strategy
 // of keel::balancer, which adds outlier ejection, panic and slow start.
 //
-// Why these choices (keel_sim balance/gpu_fleet, docs/balance.md):
+// Why these choices (keel_sim balance/gpu_fleet, docs/load-balancing.md):
 //  * uniform power of two choices collapses on a two-tier fleet (2 fast
 //    nodes, 10 slow ones): both candidates are usually slow, so the slow
 //    tier is overloaded; drawing candidates by weight fixes that;

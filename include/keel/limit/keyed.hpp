@@ -22,7 +22,7 @@
 // is refused with errc::overloaded rather than evicting a key in debt —
 // evicting it would hand that tenant a fresh burst. A key with an unsettled
 // reservation is never dropped. 64 to 128 bytes per std::uint64_t key
-// (docs/limit.md).
+// (docs/rate-limiting.md).
 //
 // Concurrency: each shard is a mutex around an open-addressing table that
 // holds keys and states inline (detail/key_table.hpp: one cache miss per
