@@ -44,8 +44,8 @@
 // load balancing across unequal nodes
 #include <keel/balance/affinity.hpp>
 #include <keel/balance/balanced.hpp>
-#include <keel/balance/breaker_health.hpp>
 #include <keel/balance/balancer.hpp>
+#include <keel/balance/breaker_health.hpp>
 #include <keel/balance/health.hpp>
 #include <keel/balance/least_request.hpp>
 #include <keel/balance/load_report.hpp>
