@@ -17,7 +17,7 @@
 //   forced_open (rejects everything) and disabled (admits everything, records
 //   metrics only) are entered by force_open() / disable() and left by reset().
 //
-//   keel::breaker_config cfg;                  // defaults: docs/breaker.md
+//   keel::breaker_config cfg;                  // defaults: docs/circuit-breaking.md
 //   cfg.slow_call_duration = std::chrono::milliseconds(800);
 //   keel::circuit_breaker<> vector_store{cfg};
 //
@@ -90,7 +90,7 @@ constexpr const char* to_string(breaker_state s) noexcept {
 }
 
 /// How a breaker judges. Every default, and why it differs from
-/// Resilience4j's, is in docs/breaker.md.
+/// Resilience4j's, is in docs/circuit-breaking.md.
 struct breaker_config {
   /// Open when at least this percentage of the window's calls failed. (0, 100].
   double failure_rate_threshold = 50;

@@ -35,7 +35,7 @@
 // under a small mutex that only recorders and readers of this window share
 // (admission never takes it). A clock that goes backwards is treated as
 // standing still: the call lands in the newest bucket. A clock that jumps more
-// than the window ahead empties it in one step. See docs/breaker.md for the
+// than the window ahead empties it in one step. See docs/circuit-breaking.md for the
 // benchmark that weighs the two.
 #pragma once
 
