@@ -436,7 +436,7 @@ bool run(const keel_sim::options& opt, keel_sim::report& out) {
         const double oracle_p99 = rows.back().second.p99;
         for (const auto& [name, res] : rows)
           t.row({f.name, load, std::string(name_of(sc)), name, res.p50, res.p99, res.p999, res.error_rate,
-                 res.share_bad, std::string(res.kept_up ? "yes" : "no"), oracle_p99 > 0 ? res.p99 / oracle_p99 : 0.0});
+                 res.share_bad, res.kept_up, oracle_p99 > 0 ? res.p99 / oracle_p99 : 0.0});
       }
     }
     t.note =

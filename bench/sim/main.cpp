@@ -19,6 +19,7 @@ namespace {
 
 std::string text(const cell& c) {
   if (const auto* s = std::get_if<std::string>(&c)) return *s;
+  if (const auto* b = std::get_if<bool>(&c)) return *b ? "yes" : "no";
   char buf[64];
   if (const auto* i = std::get_if<std::int64_t>(&c)) {
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(*i));
@@ -47,6 +48,7 @@ std::string json_string(const std::string& s) {
 
 std::string json_cell(const cell& c) {
   if (const auto* s = std::get_if<std::string>(&c)) return json_string(*s);
+  if (const auto* b = std::get_if<bool>(&c)) return *b ? "true" : "false";
   char buf[64];
   if (const auto* i = std::get_if<std::int64_t>(&c)) {
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(*i));

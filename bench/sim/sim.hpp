@@ -25,7 +25,8 @@ struct options {
   std::uint64_t seed = 42;  ///< every random stream derives from it
 };
 
-using cell = std::variant<std::string, double, std::int64_t>;
+/// A table cell: text, a number, a count, or a yes/no (JSON true/false).
+using cell = std::variant<std::string, double, std::int64_t, bool>;
 
 struct table {
   std::string title;
