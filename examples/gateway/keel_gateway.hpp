@@ -83,7 +83,7 @@ class keel_gateway {
         metrics_(&m),
         tokens_(keel::rate_limit::per_minute(static_cast<double>(s.tenant_tokens_per_minute)), {}, loop.time()),
         embeddings_(keel::cache_config{.capacity = 4096, .shards = 4, .expire_after_write = 1h}, loop.time()),
-        store_breaker_(store_breaker_config(), keel::count_window(50), loop.time()),
+        store_breaker_(store_breaker_config(), keel::count_window{50}, loop.time()),
         gpus_({}, keel::recommended(), {}, loop.time()),
         batch_queue_(64, loop.time()),
         scaler_(autoscaler_config()) {
