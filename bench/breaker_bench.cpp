@@ -98,7 +98,6 @@ struct cached_clock {
   using period = std::nano;
   using duration = std::chrono::nanoseconds;
   using time_point = std::chrono::time_point<cached_clock, duration>;
-  static constexpr bool is_steady = true;
   static std::atomic<std::int64_t>& now_ns() {
     static std::atomic<std::int64_t> t{0};
     return t;
