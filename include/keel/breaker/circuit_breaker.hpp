@@ -54,6 +54,7 @@
 #include <keel/core/clock.hpp>
 #include <keel/core/detail/cache_line.hpp>
 #include <keel/core/detail/fatal.hpp>
+#include <keel/core/detail/random.hpp>
 #include <keel/core/permit.hpp>
 #include <keel/core/result.hpp>
 
@@ -175,14 +176,6 @@ constexpr probe_count unpack_probes(std::uint64_t w) noexcept {
   return {static_cast<std::uint32_t>(w >> 32), static_cast<std::uint32_t>(w & 0xff),
           static_cast<std::uint32_t>((w >> 8) & 0xff), static_cast<std::uint32_t>((w >> 16) & 0xff),
           static_cast<std::uint32_t>((w >> 24) & 0xff)};
-}
-
-/// splitmix64 (Steele, Lea, Flood 2014): a tiny seedable generator for jitter.
-inline std::uint64_t splitmix64(std::uint64_t& s) noexcept {
-  std::uint64_t z = (s += 0x9e3779b97f4a7c15u);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return z ^ (z >> 31);
 }
 
 /// True when `t` says: open. Rates compare as failures × 100 ≥ threshold × calls.

@@ -18,6 +18,8 @@
 // weights are scaled to the cycle length, each nonzero weight keeping at least 1.
 #pragma once
 
+#include <keel/core/detail/cache_line.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -150,7 +152,7 @@ class cycle_table {
   std::size_t capacity_;
   std::unique_ptr<std::atomic<std::uint32_t>[]> entries_;
   std::atomic<std::size_t> length_{0};
-  alignas(64) std::atomic<std::uint64_t> sequence_{0};
+  alignas(cache_line) std::atomic<std::uint64_t> sequence_{0};
   std::atomic<bool> rebuilding_{false};
 };
 

@@ -10,21 +10,13 @@
 // which costs nothing but a little randomness.
 #pragma once
 
+#include <keel/core/detail/random.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 namespace keel::detail {
-
-/// SplitMix64's output function: a bijective 64-bit mixer.
-constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-/// The Weyl increment (2^64 / golden ratio, odd).
-inline constexpr std::uint64_t weyl_step = 0x9e3779b97f4a7c15ULL;
 
 /// A uniform index in [0, n) from random bits, without division (Lemire,
 /// "Fast random integer generation in an interval", 2019, on the top 32 bits;

@@ -11,6 +11,7 @@
 // keyed limiter holds the shard's mutex around every call.
 #pragma once
 
+#include <keel/core/detail/random.hpp>
 #include <keel/limit/detail/gcra_math.hpp>
 
 #include <cstddef>
@@ -100,15 +101,7 @@ class key_table {
   std::size_t mask() const noexcept { return capacity_ - 1; }
   // A full 64-bit mix (splitmix64's finaliser), so the slot index is
   // independent of the high bits that picked the shard.
-  std::size_t home(std::size_t hash) const noexcept {
-    std::uint64_t x = hash;
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    x ^= x >> 31;
-    return static_cast<std::size_t>(x) & mask();
-  }
+  std::size_t home(std::size_t hash) const noexcept { return static_cast<std::size_t>(mix64(hash)) & mask(); }
 
   void erase_at(std::size_t hole) {
     slots_[hole].key().~Key();
