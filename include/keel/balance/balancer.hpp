@@ -57,6 +57,7 @@
 #include <keel/core/clock.hpp>
 #include <keel/core/detail/cache_line.hpp>
 #include <keel/core/detail/fatal.hpp>
+#include <keel/core/detail/saturate.hpp>
 #include <keel/core/permit.hpp>
 #include <keel/core/result.hpp>
 
@@ -132,11 +133,6 @@ struct node_info {
 namespace detail {
 
 struct no_context {};
-
-inline std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
-  if (b > 0 && a > std::numeric_limits<std::int64_t>::max() - b) return std::numeric_limits<std::int64_t>::max();
-  return a + b;
-}
 
 /// The object behind each node: shared by every snapshot that lists it, so
 /// its counters and learned state survive node-set changes.
@@ -604,7 +600,7 @@ class balancer {
       }
     } while (!n.flags.compare_exchange_weak(f, f | node_t::counted, std::memory_order_acq_rel));
     const std::int64_t duration = std::max<std::int64_t>(1, n.health.eject(now));
-    n.ejected_until.store(std::max<std::int64_t>(1, detail::saturating_add(now, duration)), std::memory_order_relaxed);
+    n.ejected_until.store(std::max<std::int64_t>(1, detail::sat_add(now, duration)), std::memory_order_relaxed);
     weights_epoch_.fetch_add(1, std::memory_order_relaxed);
   }
 

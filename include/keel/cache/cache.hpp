@@ -62,6 +62,7 @@
 #include <keel/core/config.hpp>
 #include <keel/core/detail/cache_line.hpp>
 #include <keel/core/detail/fatal.hpp>
+#include <keel/core/detail/saturate.hpp>
 #include <keel/core/permit.hpp>
 #include <keel/core/result.hpp>
 
@@ -88,12 +89,7 @@ namespace keel {
 
 namespace detail {
 
-inline constexpr std::int64_t no_deadline = std::numeric_limits<std::int64_t>::max();
-
-/// t + d, clamped at `no_deadline` (a clock far in the future must not wrap around).
-constexpr std::int64_t deadline_after(std::int64_t t, std::int64_t d) noexcept {
-  return d > 0 && t > no_deadline - d ? no_deadline : t + d;
-}
+inline constexpr std::int64_t no_deadline = i64_max;
 
 /// MurmurHash3's 64-bit finaliser: std::hash of an integer is the identity,
 /// which would put consecutive keys in consecutive shards and sketch blocks.
@@ -459,7 +455,7 @@ class cache {
   // counts as no time passed. Two readers racing may both store; either value
   // is "now + ttl" of a read that happened, so the loss is a few nanoseconds.
   void refresh_access(node& n, std::int64_t now) const noexcept {
-    const std::int64_t next = detail::deadline_after(now, access_ttl_);
+    const std::int64_t next = detail::sat_add(now, access_ttl_);
     if (next > n.access_deadline.load(std::memory_order_relaxed))
       n.access_deadline.store(next, std::memory_order_relaxed);
   }
@@ -563,8 +559,8 @@ class cache {
   // Sets the deadlines of a node just written and files it in the expiry heap.
   void set_deadlines(shard& s, node& n, std::int64_t now, std::optional<std::int64_t> write_ttl) {
     const std::int64_t ttl = write_ttl.value_or(write_ttl_);
-    n.write_deadline = write_ttl || ttl > 0 ? detail::deadline_after(now, ttl) : detail::no_deadline;
-    n.access_deadline.store(access_ttl_ > 0 ? detail::deadline_after(now, access_ttl_) : detail::no_deadline,
+    n.write_deadline = write_ttl || ttl > 0 ? detail::sat_add(now, ttl) : detail::no_deadline;
+    n.access_deadline.store(access_ttl_ > 0 ? detail::sat_add(now, access_ttl_) : detail::no_deadline,
                             std::memory_order_relaxed);
     const std::int64_t d = n.deadline();
     n.expires = d != detail::no_deadline;

@@ -17,6 +17,7 @@
 // else; all arithmetic saturates, so no cost, clock reading or debt overflows.
 #pragma once
 
+#include <keel/core/detail/saturate.hpp>
 #include <keel/limit/rate_limit.hpp>
 
 #include <algorithm>
@@ -25,22 +26,9 @@
 
 namespace keel::detail {
 
-inline constexpr std::int64_t i64_max = std::numeric_limits<std::int64_t>::max();
-inline constexpr std::int64_t i64_min = std::numeric_limits<std::int64_t>::min();
-
 /// The TAT of a limiter that has never admitted anything: "rested since forever".
 inline constexpr std::int64_t rested_tat = i64_min;
 
-constexpr std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
-  std::int64_t r = 0;
-  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? i64_max : i64_min;
-  return r;
-}
-constexpr std::int64_t sat_sub(std::int64_t a, std::int64_t b) noexcept {
-  std::int64_t r = 0;
-  if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? i64_max : i64_min;
-  return r;
-}
 /// cost × interval for cost ≥ 0 and interval > 0, saturating at i64_max.
 constexpr std::int64_t cost_time(std::int64_t cost, std::int64_t interval) noexcept {
   std::int64_t r = 0;
