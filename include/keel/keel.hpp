@@ -13,6 +13,7 @@
 #include <keel/core/permit.hpp>
 #include <keel/core/pipeline.hpp>
 #include <keel/core/result.hpp>
+#include <keel/core/tsc_clock.hpp>
 
 // rate limiting: GCRA, cost budgets, per-tenant limits, bulkhead
 #include <keel/limit/all_of.hpp>

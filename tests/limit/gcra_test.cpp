@@ -1,4 +1,5 @@
 #include <keel/core/clock.hpp>
+#include <keel/core/tsc_clock.hpp>
 #include <keel/limit/gcra.hpp>
 
 #include <catch.hpp>
@@ -283,4 +284,16 @@ TEST_CASE("reconfigure changes rate and burst for new admissions and keeps time 
   CHECK(l.limit() == keel::rate_limit::per_second(100, 20));  // a refused change changes nothing
   clock.advance(1s);
   CHECK(drain(l) == 20);
+}
+
+TEST_CASE("a limiter runs on tsc_clock", "[limit][gcra][tsc_clock]") {
+  // A slow rate: the burst is admitted at once and the next call is refused
+  // with a retry_after of about one emission interval.
+  keel::gcra_limiter<keel::tsc_clock> on_tsc{keel::rate_limit{1.0, 3, 1s}};
+  CHECK(on_tsc.try_acquire(3));
+  const auto refused = on_tsc.try_acquire();
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == keel::errc::rate_limited);
+  CHECK(refused.error().retry_after > 900ms);
+  CHECK(refused.error().retry_after <= 1s);
 }

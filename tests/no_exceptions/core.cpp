@@ -39,3 +39,10 @@ KEEL_NOEXCEPT_TEST("core: pipeline, authenticate, deadline, fallback, result") {
   check(!d && d.error().code == keel::errc::deadline_exceeded, "late request is refused");
   check(keel::result<int>(keel::reject(keel::errc::queue_full)).value_or(9) == 9, "value_or on a rejection");
 }
+
+KEEL_NOEXCEPT_TEST("core: tsc_clock moves forward") {
+  const auto start = keel::tsc_clock::now();
+  auto later = start;
+  while (later == start) later = keel::tsc_clock::now();
+  check(later > start, "tsc_clock advances");
+}
