@@ -16,11 +16,7 @@ struct issuer {
    public:
     explicit ticket(issuer* owner) : link_(owner) { ++owner->in_flight; }
     ticket(ticket&&) noexcept = default;
-    ticket& operator=(ticket&& other) noexcept {
-      drop();
-      link_ = std::move(other.link_);
-      return *this;
-    }
+    ticket& operator=(ticket&& other) noexcept { return keel::detail::replace_permit(*this, std::move(other)); }
     ~ticket() { drop(); }
 
     bool active() const { return link_.active(); }
@@ -32,7 +28,7 @@ struct issuer {
     }
 
    private:
-    void drop() {
+    void drop() noexcept {
       if (issuer* o = link_.take()) {
         --o->in_flight;
         ++o->dropped;
@@ -81,4 +77,16 @@ TEST_CASE("moving a permit moves the admission, not a copy of it", "[core][permi
   c.success();
   CHECK(owner.successes == 1);
   CHECK(owner.in_flight == 0);
+}
+
+TEST_CASE("move-assigning a permit to itself keeps its admission", "[core][permit]") {
+  issuer owner;
+  issuer::ticket t(&owner);
+  issuer::ticket& same = t;
+  t = std::move(same);
+  CHECK(t.active());
+  CHECK(owner.in_flight == 1);
+  CHECK(owner.dropped == 0);
+  t.success();
+  CHECK(owner.successes == 1);
 }

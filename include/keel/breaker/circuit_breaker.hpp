@@ -202,14 +202,7 @@ template <class Core>
 class breaker_permit {
  public:
   breaker_permit(breaker_permit&&) noexcept = default;
-  breaker_permit& operator=(breaker_permit&& other) noexcept {
-    if (this != &other) {
-      ignore();
-      link_ = std::move(other.link_);
-      gen_ = other.gen_, probe_ = other.probe_, start_ = other.start_;
-    }
-    return *this;
-  }
+  breaker_permit& operator=(breaker_permit&& other) noexcept { return detail::replace_permit(*this, std::move(other)); }
   ~breaker_permit() { ignore(); }
 
   /// True until an outcome is recorded (or the permit is moved from).

@@ -25,6 +25,8 @@
 
 #include <concepts>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace keel {
@@ -69,6 +71,22 @@ class permit_link {
  private:
   Owner* owner_ = nullptr;
 };
+
+/// Move assignment for a permit whose destructor ends its admission: ends
+/// `self`'s admission exactly as its destructor would, then takes over
+/// `other`'s. A permit type defines it in one line instead of repeating the
+/// member-by-member dance:
+///   my_permit& operator=(my_permit&& other) noexcept { return detail::replace_permit(*this, std::move(other)); }
+template <class P>
+P& replace_permit(P& self, P&& other) noexcept {
+  static_assert(std::is_nothrow_move_constructible_v<P> && std::is_nothrow_destructible_v<P>,
+                "keel::detail::replace_permit: the permit's move constructor and destructor must be noexcept");
+  if (&self != &other) {
+    std::destroy_at(&self);
+    std::construct_at(&self, std::move(other));
+  }
+  return self;
+}
 
 }  // namespace detail
 }  // namespace keel

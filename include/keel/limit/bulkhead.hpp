@@ -45,13 +45,7 @@ class bulkhead {
   class permit {
    public:
     permit(permit&&) noexcept = default;
-    permit& operator=(permit&& other) noexcept {
-      if (this != &other) {
-        release();
-        link_ = std::move(other.link_);
-      }
-      return *this;
-    }
+    permit& operator=(permit&& other) noexcept { return detail::replace_permit(*this, std::move(other)); }
     ~permit() { release(); }
 
     bool active() const noexcept { return link_.active(); }
