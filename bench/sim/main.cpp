@@ -86,9 +86,18 @@ void append_json(std::string& out, const std::string& name, const report& r) {
   for (const auto& t : r.tables) {
     for (const auto& row : t.rows) {
       out += out.back() == '[' ? "{" : ",{";
-      out += "\"simulation\":" + json_string(name) + ",\"table\":" + json_string(t.title);
-      for (std::size_t c = 0; c < t.columns.size() && c < row.size(); ++c)
-        out += "," + json_string(t.columns[c]) + ":" + json_cell(row[c]);
+      // Appended piece by piece: `"," + std::string` trips GCC 12's -Wrestrict
+      // false positive (GCC bug 105651) at -O3, and builds temporaries anyway.
+      out += "\"simulation\":";
+      out += json_string(name);
+      out += ",\"table\":";
+      out += json_string(t.title);
+      for (std::size_t c = 0; c < t.columns.size() && c < row.size(); ++c) {
+        out += ',';
+        out += json_string(t.columns[c]);
+        out += ':';
+        out += json_cell(row[c]);
+      }
       out += "}";
     }
   }
