@@ -30,7 +30,9 @@ concept clock = std::copy_constructible<C> && requires(const C& c) {
 /// A thread-safe clock that only moves when told to. Copies share one time,
 /// so a test keeps a copy and advances the clock the component reads.
 /// Time may be set backwards on purpose, to test how components handle a
-/// clock that jumps back (they must treat it as "no time passed").
+/// clock that jumps back: none may grant more because of it. Most treat it as
+/// "no time passed"; state kept in absolute time (GCRA's arrival time) stays
+/// owed until the clock catches up again.
 class manual_clock {
  public:
   using rep = std::int64_t;
