@@ -186,8 +186,8 @@ BENCHMARK(limit_mutex_bucket_try_acquire)->Name("limit/mutex_bucket/try_acquire"
 BENCHMARK(limit_keel_try_acquire<steady>)->Name("limit/keel/try_acquire")->Threads(2)->UseRealTime();
 BENCHMARK(limit_keel_try_acquire<keel::tsc_clock>)->Name("limit/keel_tsc_clock/try_acquire")->Threads(2)->UseRealTime();
 BENCHMARK(limit_mutex_bucket_try_acquire)->Name("limit/mutex_bucket/try_acquire")->Threads(2)->UseRealTime();
-BENCHMARK(limit_keel_keyed_100k)->Name("limit/keel/keyed_100k");
-BENCHMARK(limit_mutex_map_keyed_100k)->Name("limit/mutex_map/keyed_100k");
+BENCHMARK(limit_keel_keyed_100k)->Name("limit/keel/keyed_100k")->Apply(keel_bench::fixed_iterations);
+BENCHMARK(limit_mutex_map_keyed_100k)->Name("limit/mutex_map/keyed_100k")->Apply(keel_bench::fixed_iterations);
 BENCHMARK(limit_keel_keyed_100k)->Name("limit/keel/keyed_100k")->Threads(2)->UseRealTime();
 BENCHMARK(limit_mutex_map_keyed_100k)->Name("limit/mutex_map/keyed_100k")->Threads(2)->UseRealTime();
 BENCHMARK(limit_keel_keyed_memory)->Name("limit/keel/keyed_memory")->Iterations(1)->Unit(benchmark::kMillisecond);

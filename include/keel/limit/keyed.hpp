@@ -21,13 +21,16 @@
 // rounded up): when a shard is full of keys that are not at rest, a new key
 // is refused with errc::overloaded rather than evicting a key in debt —
 // evicting it would hand that tenant a fresh burst. A key with an unsettled
-// reservation is never dropped. 64 to 128 bytes per std::uint64_t key
-// (docs/rate-limiting.md).
+// reservation is never dropped. 37 to 73 bytes per std::uint64_t key: a
+// 32-byte slot in a table 7/16 to 7/8 full (docs/rate-limiting.md).
 //
 // Concurrency: each shard is a mutex around an open-addressing table that
-// holds keys and states inline (detail/key_table.hpp: one cache miss per
+// holds keys and states inline (detail/key_table.hpp: one cache line per
 // lookup), padded to its own cache lines; calls for keys in different shards
-// do not contend.
+// do not contend. With many keys, that line is a cache miss (the tables
+// outgrow L2): a call prefetches it before reading the clock, which is
+// serialising (rdtscp / lfence in the vDSO) while a prefetch is not, so the
+// miss and the clock read overlap instead of adding up.
 // The quota function is called outside every lock, only for keys not yet in
 // the table; it may throw (the table is left unchanged). A quota that fails
 // validation is a configuration error (keel::config_error).
@@ -40,6 +43,7 @@
 #include <keel/core/result.hpp>
 #include <keel/limit/detail/gcra_math.hpp>
 #include <keel/limit/detail/key_table.hpp>
+#include <keel/limit/detail/tier_table.hpp>
 #include <keel/limit/gcra.hpp>
 #include <keel/limit/rate_limit.hpp>
 
@@ -78,14 +82,18 @@ class keyed_limiter {
   using table = detail::key_table<Key, Hash, KeyEqual, Allocator>;
   using slot = typename table::slot;
 
+  // The table's header (slot array, capacity) sits on its own line, read by
+  // every call and written only when the table grows: a call from another
+  // core finds it without waiting for the line that the mutex writes.
   struct alignas(detail::cache_line) shard {
-    explicit shard(const Hash& h, const KeyEqual& eq, const Allocator& a) : entries(h, eq, a) {}
+    explicit shard(const Hash& h, const KeyEqual& eq, const Allocator& a) : tiers(a), entries(h, eq, a) {}
     mutable std::mutex mutex;
-    table entries;
+    detail::tier_table<Allocator> tiers;
     std::int64_t next_sweep = detail::i64_min;  ///< a sweep before this time would free little
     std::size_t hinted = 0;                     ///< keys whose rest time next_sweep accounts for
     std::uint64_t dropped = 0;
     std::uint64_t refused = 0;
+    alignas(detail::cache_line) table entries;
   };
 
  public:
@@ -145,7 +153,7 @@ class keyed_limiter {
     {
       std::lock_guard lock(s.mutex);
       if (const slot* found = s.entries.find(key, h)) {
-        return verdict(detail::gcra_decide(found->state.tat, now, now, cost, found->state.params));
+        return verdict(detail::gcra_decide(found->state.tat, now, now, cost, s.tiers[found->state.tier]));
       }
     }
     return verdict(detail::gcra_decide(detail::rested_tat, now, now, cost, detail::to_gcra(quota_(key))));
@@ -193,11 +201,11 @@ class keyed_limiter {
   }
 
   shard& shard_for(std::size_t h) const noexcept {
-    // Fibonacci hashing: the high bits of h × 2^64/φ pick the shard, so keys
-    // whose hashes differ only in high bits (std::hash of integers is the
-    // identity) still spread, and the map's own bucket index stays independent.
-    const auto mixed = static_cast<std::uint64_t>(h) * 0x9E3779B97F4A7C15ULL;
-    return *shards_[shard_count_ == 1 ? 0 : static_cast<std::size_t>(mixed >> shift_)];
+    // The high bits of the table's spread hash pick the shard, its low bits
+    // the slot: one mix, two independent indices, and keys whose hashes
+    // differ only in high bits (std::hash of integers is the identity) spread.
+    const std::uint64_t spread = table::spread(h);
+    return *shards_[shard_count_ == 1 ? 0 : static_cast<std::size_t>(spread >> shift_)];
   }
 
   // Where an admitted key lives: enough for a reservation to find it again.
@@ -212,6 +220,7 @@ class keyed_limiter {
     if (cost < 0) return reject(errc::invalid_argument, detail::negative_cost);
     const std::size_t h = hash_(key);
     shard& s = shard_for(h);
+    s.entries.prefetch(h);  // before the clock read, so the two overlap
     const std::int64_t now = detail::now_ns(clock_);
     {
       std::lock_guard lock(s.mutex);
@@ -228,13 +237,26 @@ class keyed_limiter {
       ++s.refused;
       return reject(errc::overloaded, "keel::keyed_limiter: key table full");
     }
-    const slot& added = s.entries.insert(key, h, detail::key_state{params, fresh.new_tat, pin ? 1u : 0u});
-    if (!pin) note_resting(s, added.state.tat);
-    return admitted{&s, h, added.id};
+    const std::uint32_t tier = s.tiers.acquire(params);  // may throw: nothing changed yet
+    const slot* added = nullptr;
+    {
+      struct undo_tier {  // the insert may throw (a key copy, the table's growth)
+        shard& s;
+        std::uint32_t tier;
+        bool done = false;
+        ~undo_tier() {
+          if (!done) s.tiers.release(tier);
+        }
+      } guard{s, tier};
+      added = &s.entries.insert(key, h, detail::key_state{fresh.new_tat, tier, pin ? 1u : 0u});
+      guard.done = true;
+    }
+    if (!pin) note_resting(s, added->state.tat);
+    return admitted{&s, h, added->id};
   }
 
   static result<admitted> charge(shard& s, std::size_t h, slot& sl, std::int64_t now, std::int64_t cost, bool pin) {
-    const auto d = detail::gcra_decide(sl.state.tat, now, now, cost, sl.state.params);
+    const auto d = detail::gcra_decide(sl.state.tat, now, now, cost, s.tiers[sl.state.tier]);
     if (d.verdict != detail::gcra_verdict::admit) return detail::gcra_rejection(d);
     sl.state.tat = d.new_tat;
     if (pin) ++sl.state.pins;
@@ -259,7 +281,10 @@ class keyed_limiter {
     const std::size_t n = s.entries.erase_if([&](const slot& sl) {
       const detail::key_state& st = sl.state;
       if (st.pins != 0) return false;
-      if (st.tat <= now) return true;
+      if (st.tat <= now) {  // dropped: its tier has one user less
+        s.tiers.release(st.tier);
+        return true;
+      }
       if (found < batch || st.tat < earliest[found - 1]) {
         std::size_t i = found < batch ? found++ : found - 1;
         for (; i > 0 && earliest[i - 1] > st.tat; --i) earliest[i] = earliest[i - 1];
@@ -287,7 +312,7 @@ class keyed_limiter {
     shard& s = *where.in;
     std::lock_guard lock(s.mutex);
     detail::key_state& st = s.entries.find_id(where.hash, where.id).state;
-    st.tat = detail::gcra_adjust(st.tat, now, delta, st.params);
+    st.tat = detail::gcra_adjust(st.tat, now, delta, s.tiers[st.tier]);
     if (--st.pins == 0) note_resting(s, st.tat);
   }
 
