@@ -31,11 +31,12 @@
 //                 replica: what one drains in 15 s, added on top of the rest),
 //                 in-flight requests (target 6.4 = 80% of C).
 //   keel_queue    keel's recommended configuration for inference: the arrival
-//                 rate (target 3.2) and the backlog (target 20: what one replica
-//                 drains in 5 s), no in-flight metric; panic mode, the cold-start
+//                 rate (target 3.2) and the backlog (target 30: what one replica
+//                 drains in 7.5 s), no in-flight metric; panic mode, the cold-start
 //                 model with the real startup delay, scale to zero (activation 0,
-//                 cooldown 60 s); HPA's 300 s scale-down window, which drain
-//                 replicas stay out of.
+//                 cooldown 15 s); HPA's 300 s scale-down window, which drain
+//                 replicas stay out of, released early after a collapse
+//                 (collapse_config defaults).
 //   oracle        knows the arrival rate one startup delay (plus one period)
 //                 ahead and keeps ceil(rate / (0.85 × 4)) replicas ready, no more:
 //                 the lower bound on GPU-hours for an 85%-utilised fleet.
@@ -70,11 +71,12 @@ constexpr double min_service_s = 1.0;  // service time uniform in [1, 3] s
 constexpr double max_service_s = 3.0;
 constexpr double replica_rate = slots_per_replica / ((min_service_s + max_service_s) / 2);  // 4 requests/s
 constexpr double slo_wait_s = 2.0;
-constexpr double drain_s = 15.0;  // keel_basic: a backlog should drain within one evaluation period
-// keel_queue: within 5 s. A queued request has already waited up to a period;
-// draining it in 15 s more misses a 2 s SLO for every request behind it.
-constexpr double recommended_drain_s = 5.0;
 constexpr double eval_period_s = 15.0;
+constexpr double drain_s = 15.0;  // keel_basic: a backlog should drain within one evaluation period
+// keel_queue: within half a period (7.5 s). A queued request has already
+// waited up to a period; draining it in 15 s more misses a 2 s SLO for every
+// request behind it, and each drain replica costs a whole cold start.
+constexpr double recommended_drain_s = eval_period_s / 2;
 constexpr std::int32_t max_replicas = 64;
 
 // ---- traces -------------------------------------------------------------------
@@ -165,8 +167,9 @@ keel::autoscaler_config config_for(policy_kind p, double startup_s) {
                     .kind = keel::metric_kind::total,
                     .backlog = true}};
       c.min_replicas = 0;
-      c.scale_to_zero.cooldown = std::chrono::seconds(60);
+      c.scale_to_zero.cooldown = std::chrono::seconds(15);
       c.panic.enabled = true;
+      c.collapse.enabled = true;
       c.cold_start.startup_delay =
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(startup_s));
       break;

@@ -27,6 +27,15 @@ KEEL_NOEXCEPT_TEST("scale: autoscaler decisions and feeders") {
   readings[0] = keel::metric_sample(std::nan(""));
   d = scaler.recommend(keel::manual_clock::time_point(15s), {.current = 6, .ready = 6, .metrics = readings});
   check(d.replicas == 6 && d.reason == keel::scale_reason::missing_metrics, "a NaN reading holds the count");
+  cfg.collapse.enabled = true;  // 8 → 2 (a collapse) is released after 60 s, not HPA's 300 s
+  keel::autoscaler<keel::manual_clock> collapsing{cfg};
+  readings[0] = keel::metric_sample(16);
+  (void)collapsing.recommend(keel::manual_clock::time_point(0s), {.current = 8, .metrics = readings});
+  readings[0] = keel::metric_sample(4);
+  d = collapsing.recommend(keel::manual_clock::time_point(59s), {.current = 8, .metrics = readings});
+  check(d.replicas == 8, "collapse: held within the short window");
+  d = collapsing.recommend(keel::manual_clock::time_point(60s), {.current = 8, .metrics = readings});
+  check(d.replicas == 2, "collapse: released after it");
   keel::rate_meter<keel::manual_clock> rate;
   (void)rate.sample(keel::manual_clock::time_point(0s), 0);
   check(rate.sample(keel::manual_clock::time_point(2s), 10).value == 5, "rate_meter: 10 events in 2 s");

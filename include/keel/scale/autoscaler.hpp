@@ -35,9 +35,10 @@
 //     limit the change against the scale events of each period, and
 //     min/max replicas bound it.
 // Beyond HPA, each off by default (see scale_config.hpp): Knative's panic mode,
-// KEDA's scale to zero with an activation threshold and a cooldown, and a
+// KEDA's scale to zero with an activation threshold and a cooldown, a
 // cold-start model that does not add replicas for backlog that replicas still
-// loading their model will serve.
+// loading their model will serve, and a faster scale-down once demand has
+// collapsed, unless the load oscillates (collapse_config).
 //
 // recommend() assumes its decision is applied: a decision that changes the
 // count is recorded as a scale event, which the policies count. Not
@@ -212,7 +213,8 @@ class autoscaler {
     std::int32_t drain = 0;              ///< of `replicas`, those added to drain backlog metrics
     std::int32_t metric = -1;
     double ratio = 0;
-    double demand = 0;  ///< load in replicas at target, for panic mode
+    double demand = 0;       ///< load in replicas at target, for panic mode
+    double base_demand = 0;  ///< the same without backlog metrics: what a drained fleet needs
     int valid = 0;
     int invalid = 0;
     bool active = false;   ///< some reading above its activation threshold
@@ -246,9 +248,12 @@ class autoscaler {
   }
 
   void forget_before(std::int64_t now) {
-    const std::int64_t window =
-        std::max(cfg_.scale_up.stabilization_window.count(), cfg_.scale_down.stabilization_window.count());
+    const std::int64_t down = cfg_.scale_down.stabilization_window.count();
+    std::int64_t window = std::max(cfg_.scale_up.stabilization_window.count(), down);
+    if (cfg_.collapse.enabled)  // release_collapse looks back this far
+      window = std::max({window, 2 * down, cfg_.collapse.window.count(), cfg_.cold_start.startup_delay.count()});
     recommendations_.drop_through(minus(now, window));
+    recent_collapses_.drop_through(minus(now, down));
     events_.drop_through(minus(now, longest_period_));
     panic_samples_.drop_through(minus(now, panic_window()));
   }
@@ -344,6 +349,7 @@ class autoscaler {
         continue;
       }
       r.demand = std::max(r.demand, p.demand);
+      r.base_demand = r.demand;
       if (r.metric < 0 || p.replicas > r.replicas) {
         r.replicas = p.replicas;
         r.metric = static_cast<std::int32_t>(i);
@@ -394,6 +400,7 @@ class autoscaler {
       // KEDA activates 0 → 1 and lets HPA take it from there; a wake-up is a
       // burst by definition, so keel goes at once (as Knative's activator
       // does) to what the fleet totals ask for, and always at least one.
+      last_drain_ = r.drain;
       return set(why, scale_reason::activation, std::clamp(r.replicas, 1, cfg_.max_replicas));
     }
     // horizontal.go reconcileAutoscaler: out-of-range counts are corrected first.
@@ -408,17 +415,20 @@ class autoscaler {
     if (r.valid == 0 || (r.invalid > 0 && r.replicas < current))
       return set(why, scale_reason::missing_metrics, current);
 
-    update_panic(now, r.demand, ready);
+    update_panic(now, r, current, ready);
     why = r.replicas == current ? scale_reason::steady : scale_reason::metrics;
     if (r.uncapped_replicas > r.replicas) why = scale_reason::cold_start;
-    // Drain replicas stay out of the stabilisation windows: the windows damp
-    // noise in a rate or a level, but a drained backlog is gone, and holding
-    // its replicas for the scale-down window (300 s) is pure cost — in
-    // keel_sim scale/bursty_inference it was most of the excess GPU-hours on
-    // spikes and bursts from idle. The rest of the fleet is stabilised as HPA does.
-    const std::int32_t desired = stabilize(now, std::max(current - r.drain, 0), r.replicas - r.drain, why) + r.drain;
-    if (panicking_) return panic_replicas(current, desired, lower, why);
-    return limit_rate(now, current, desired, lower, why);
+    // Drain replicas stay out of the stabilisation windows and out of panic's
+    // hold: the windows damp noise in a rate or a level, and panic keeps the
+    // fleet a burst needs, but a drained backlog is gone, and holding its
+    // replicas is pure cost — in keel_sim scale/bursty_inference, holding
+    // them for the 300 s scale-down window was most of the excess GPU-hours
+    // on spikes and bursts from idle. The rest of the fleet is held as HPA
+    // (and Knative in panic) holds it.
+    const std::int32_t held = stabilize(now, std::max(current - r.drain, 0), r.replicas - r.drain, why);
+    last_drain_ = r.drain;
+    if (panicking_) return panic_replicas(held, r.drain, lower, why);
+    return limit_rate(now, current, held + r.drain, lower, why);
   }
 
   static std::int32_t set(scale_reason& why, scale_reason reason, std::int32_t replicas) noexcept {
@@ -436,12 +446,45 @@ class autoscaler {
                                     [&](std::int32_t rec) { up = std::min(up, rec); });
     recommendations_.for_each_after(minus(now, cfg_.scale_down.stabilization_window.count()),
                                     [&](std::int32_t rec) { down = std::max(down, rec); });
+    if (cfg_.collapse.enabled) down = release_collapse(now, desired, down);
     recommendations_.push(now, desired);
     std::int32_t result = current;
     if (result < up) result = up;
     if (result > down) result = down;
     if (result != desired) why = scale_reason::stabilized;
     return result;
+  }
+
+  // keel's collapse release (collapse_config). `held` is the bound of HPA's
+  // scale-down window (the long window). After a collapse the bound is the
+  // highest recommendation of the short window instead. Unless the load
+  // oscillates: within the long window the recommendation fell to a collapse
+  // and has since climbed back over halfway. Then, for one long window after
+  // the last such rebound, nothing is released early, and the hold spans two
+  // long windows.
+  std::int32_t release_collapse(std::int64_t now, std::int32_t desired, std::int32_t held) {
+    const std::int64_t long_window = cfg_.scale_down.stabilization_window.count();
+    recent_collapses_.for_each_after(minus(now, long_window), [&](const collapse& c) {
+      if (std::int64_t{2} * desired >= std::int64_t{c.fell_to} + c.fell_from) last_rebound_ = now;
+    });
+    if (collapsed(desired, held)) recent_collapses_.push(now, collapse{desired, held});
+    // A released replica takes a cold start to come back, so demand must have
+    // stayed down at least that long: the cost of a wrong release grows with it.
+    const std::int64_t short_window = std::max(cfg_.collapse.window.count(), cfg_.cold_start.startup_delay.count());
+    std::int32_t recent = desired;
+    recommendations_.for_each_after(minus(now, short_window),
+                                    [&](std::int32_t rec) { recent = std::max(recent, rec); });
+    const bool oscillating = last_rebound_ != no_time && now - last_rebound_ < long_window;
+    if (!oscillating) return collapsed(recent, held) ? recent : held;
+    // Oscillating: hold over two long windows, so that a load whose period
+    // lies between one window and two — on which HPA's window expires once a
+    // cycle and flaps — is held across its whole cycle.
+    recommendations_.for_each_after(minus(now, 2 * long_window), [&](std::int32_t rec) { held = std::max(held, rec); });
+    return held;
+  }
+
+  bool collapsed(std::int32_t now_wanted, std::int32_t held) const noexcept {
+    return now_wanted < held && static_cast<double>(now_wanted) <= cfg_.collapse.fraction * held;
   }
 
   // convertDesiredReplicasWithBehaviorRate: the policies' limit for the
@@ -516,20 +559,25 @@ class autoscaler {
 
   // Demand averaged over the panic window against the ready replicas
   // (Knative: desired panic pods / ready pods ≥ threshold). Panic lasts until
-  // a whole stable window has passed without the condition.
-  void update_panic(std::int64_t now, double demand, std::int32_t ready) {
+  // a whole stable window has passed without the condition. A backlog counts
+  // towards entering panic (it is the burst); the fleet panic holds is sized
+  // without it (its drain replicas go once it is drained).
+  void update_panic(std::int64_t now, const reading& r, std::int32_t current, std::int32_t ready) {
     if (!cfg_.panic.enabled) return;
-    panic_samples_.push(now, demand);
+    panic_samples_.push(now, panic_sample{r.demand, r.base_demand});
     double sum = 0;
+    double base = 0;
     int n = 0;
-    panic_samples_.for_each_after(minus(now, panic_window()), [&](double v) {
-      sum += v;
+    panic_samples_.for_each_after(minus(now, panic_window()), [&](const panic_sample& v) {
+      sum += v.demand;
+      base += v.base_demand;
       ++n;
     });
-    panic_demand_ = n > 0 ? sum / n : demand;
+    panic_demand_ = n > 0 ? sum / n : r.demand;
+    panic_base_ = n > 0 ? base / n : r.base_demand;
     const bool over = panic_demand_ >= cfg_.panic.threshold * std::max<std::int32_t>(ready, 1);
     if (over) {
-      if (!panicking_) panic_peak_ = 0;
+      if (!panicking_) panic_peak_ = std::max(current - last_drain_, 0);  // Knative: never below the fleet it has
       panicking_ = true;
       last_over_ = now;
     } else if (panicking_ && now - last_over_ >= cfg_.panic.stable_window.count()) {
@@ -543,11 +591,12 @@ class autoscaler {
   }
 
   // In panic: at once to the larger of the stable and the panic demand, with
-  // no policy limit, and never below the count already reached.
-  std::int32_t panic_replicas(std::int32_t current, std::int32_t stable, std::int32_t lower, scale_reason& why) {
-    const std::int32_t unclamped = std::max({stable, ceil_replicas(panic_demand_), panic_peak_, current});
-    const std::int32_t want = std::clamp(unclamped, lower, cfg_.max_replicas);
-    panic_peak_ = want;
+  // no policy limit, and never below the count already reached — drain
+  // replicas apart, which come on top and go with their backlog.
+  std::int32_t panic_replicas(std::int32_t stable, std::int32_t drain, std::int32_t lower, scale_reason& why) {
+    panic_peak_ = std::max({stable, ceil_replicas(panic_base_), panic_peak_});
+    const std::int64_t unclamped = std::int64_t{panic_peak_} + drain;
+    const auto want = static_cast<std::int32_t>(std::clamp<std::int64_t>(unclamped, lower, cfg_.max_replicas));
     why = unclamped > cfg_.max_replicas ? scale_reason::max_replicas : scale_reason::panic;
     return want;
   }
@@ -580,11 +629,24 @@ class autoscaler {
   detail::timed_log<std::int32_t> recommendations_;
   detail::timed_log<std::int32_t> events_;
   // panic mode
-  detail::timed_log<double> panic_samples_;
+  struct panic_sample {
+    double demand;
+    double base_demand;
+  };
+  detail::timed_log<panic_sample> panic_samples_;
   bool panicking_ = false;
   std::int64_t last_over_ = no_time;
   double panic_demand_ = 0;
-  std::int32_t panic_peak_ = 0;
+  double panic_base_ = 0;
+  std::int32_t panic_peak_ = 0;  // the fleet without drain replicas
+  std::int32_t last_drain_ = 0;  // drain replicas in the last decision
+  // collapse release
+  struct collapse {
+    std::int32_t fell_to;    // the recommendation that collapsed
+    std::int32_t fell_from;  // the long window's bound it fell from
+  };
+  detail::timed_log<collapse> recent_collapses_;
+  std::int64_t last_rebound_ = no_time;
   // cold-start model
   std::vector<double> latest_value_;
   std::vector<double> held_value_;

@@ -123,6 +123,25 @@ struct panic_config {
   double threshold = 2.0;                                             ///< Knative panic-threshold-percentage (200%)
 };
 
+/// keel: a faster scale-down once demand has clearly collapsed, unless the
+/// load oscillates. Demand has collapsed when every recommendation of the
+/// last `window` (at least cold_start.startup_delay: a released replica takes
+/// that long to come back) is at most `fraction` of the highest in the
+/// scale-down stabilisation window; the scale-down then follows that short
+/// window instead of HPA's long one. The long window exists against
+/// flapping, so it comes back as soon as a collapse turns out to be a dip:
+/// when, within the long window after a collapse, the recommendation climbs
+/// back over halfway to where it fell from, the load oscillates, and for one
+/// long window after that rebound nothing is released early and the hold
+/// spans two long windows (a load whose period lies between one window and
+/// two flaps once a cycle under HPA's window alone). HPA's 300 s window is
+/// most of the idle GPU time after a burst; a sawtooth is what it is for.
+struct collapse_config {
+  bool enabled = false;
+  std::chrono::nanoseconds window = std::chrono::seconds(60);  ///< the scale-down window after a collapse
+  double fraction = 0.5;                                       ///< collapsed: at most this share of the peak
+};
+
 /// KEDA's scale to zero; active only when min_replicas is 0.
 struct scale_to_zero_config {
   std::chrono::nanoseconds cooldown = std::chrono::seconds(300);  ///< KEDA cooldownPeriod
@@ -141,6 +160,7 @@ struct autoscaler_config {
   scaling_rules scale_up = scaling_rules::hpa_scale_up();
   scaling_rules scale_down = scaling_rules::hpa_scale_down();
   panic_config panic;
+  collapse_config collapse;
   scale_to_zero_config scale_to_zero;
   cold_start_config cold_start;
 
@@ -174,6 +194,10 @@ struct autoscaler_config {
                    "keel::autoscaler: panic.window_fraction must be in (0, 1]");
     require_config(std::isfinite(panic.threshold) && panic.threshold > 1,
                    "keel::autoscaler: panic.threshold must be finite and above 1");
+    require_config(collapse.window >= std::chrono::nanoseconds::zero() && collapse.window <= std::chrono::hours(1),
+                   "keel::autoscaler: collapse.window must be in [0, 1 h]");
+    require_config(std::isfinite(collapse.fraction) && collapse.fraction > 0 && collapse.fraction < 1,
+                   "keel::autoscaler: collapse.fraction must be in (0, 1)");
     require_config(scale_to_zero.cooldown >= std::chrono::nanoseconds::zero(),
                    "keel::autoscaler: scale_to_zero.cooldown must not be negative");
     require_config(cold_start.startup_delay >= std::chrono::nanoseconds::zero(),

@@ -1,0 +1,210 @@
+// keel's faster scale-down after a collapse of demand (collapse_config), its
+// guard against oscillating load, and drain replicas leaving during panic —
+// to exact numbers with the manual clock.
+#include <keel/core/clock.hpp>
+#include <keel/scale/autoscaler.hpp>
+
+#include <catch.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+using namespace std::chrono_literals;
+using scaler = keel::autoscaler<keel::manual_clock>;
+using keel::scale_reason;
+
+namespace {
+
+keel::manual_clock::time_point at(std::chrono::milliseconds t) { return keel::manual_clock::time_point(t); }
+
+keel::scale_decision ask(scaler& a, std::chrono::milliseconds t, std::int32_t current,
+                         std::vector<keel::metric_sample> m, std::int32_t ready = -1) {
+  return a.recommend(at(t), {.current = current, .ready = ready, .metrics = m});
+}
+
+// One fleet-total metric at target 1 (the reading is the replicas it asks
+// for), HPA's 300 s scale-down window, no scale-up limit, collapse release on.
+keel::autoscaler_config collapsing() {
+  keel::autoscaler_config c;
+  c.max_replicas = 100;
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  c.metrics = {{.name = "arrival_rate", .target = 1, .kind = keel::metric_kind::total}};
+  c.collapse.enabled = true;  // 60 s, half
+  return c;
+}
+
+// Rate (target 4 per replica) plus a backlog (60 per replica drains it).
+keel::autoscaler_config rate_and_backlog() {
+  keel::autoscaler_config c;
+  c.max_replicas = 100;
+  c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
+  c.scale_down.stabilization_window = 0s;
+  c.metrics = {{.name = "arrival_rate", .target = 4, .kind = keel::metric_kind::total},
+               {.name = "queue_depth", .target = 60, .kind = keel::metric_kind::total, .backlog = true}};
+  c.panic.enabled = true;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("collapse: demand down to half or less for the short window releases the long window's hold",
+          "[scale][collapse]") {
+  scaler a{collapsing()};
+  CHECK(ask(a, 0s, 40, {40}).replicas == 40);
+  for (auto t : {15s, 30s, 45s}) {
+    auto d = ask(a, t, 40, {10});
+    CHECK(d.replicas == 40);  // the 40 of 0 s is still within the last 60 s
+    CHECK(d.reason == scale_reason::stabilized);
+  }
+  CHECK(ask(a, 59s, 40, {10}).replicas == 40);
+  auto d = ask(a, 60s, 40, {10});  // 60 s of 10 ≤ 0.5 × 40: collapsed
+  CHECK(d.replicas == 10);
+  CHECK(d.reason == scale_reason::metrics);
+
+  auto hpa = collapsing();
+  hpa.collapse.enabled = false;
+  scaler b{hpa};
+  CHECK(ask(b, 0s, 40, {40}).replicas == 40);
+  CHECK(ask(b, 60s, 40, {10}).replicas == 40);  // HPA: held for the whole 300 s
+  CHECK(ask(b, 300s, 40, {10}).replicas == 10);
+}
+
+TEST_CASE("collapse: demand above the fraction is held for the long window, as HPA", "[scale][collapse]") {
+  scaler a{collapsing()};
+  CHECK(ask(a, 0s, 40, {40}).replicas == 40);
+  for (auto t : {15s, 30s, 45s, 60s, 120s, 299s}) CHECK(ask(a, t, 40, {21}).replicas == 40);  // 21 > 20
+  CHECK(ask(a, 300s, 40, {21}).replicas == 21);
+
+  scaler b{collapsing()};  // exactly at the fraction is a collapse
+  CHECK(ask(b, 0s, 40, {40}).replicas == 40);
+  CHECK(ask(b, 30s, 40, {20}).replicas == 40);
+  CHECK(ask(b, 60s, 40, {20}).replicas == 20);
+
+  auto c = collapsing();
+  c.collapse.fraction = 0.25;
+  scaler q{c};
+  CHECK(ask(q, 0s, 40, {40}).replicas == 40);
+  CHECK(ask(q, 60s, 40, {11}).replicas == 40);   // 11 > 0.25 × 40
+  CHECK(ask(q, 119s, 40, {10}).replicas == 40);  // 11 is within the last 60 s
+  CHECK(ask(q, 120s, 40, {10}).replicas == 10);  // (60 s, 120 s]: 10 only
+}
+
+TEST_CASE("collapse: the short window lasts at least one cold start", "[scale][collapse][cold_start]") {
+  auto c = collapsing();
+  c.cold_start.startup_delay = 120s;  // a released replica takes 2 minutes to come back
+  scaler a{c};
+  CHECK(ask(a, 0s, 40, {40}).replicas == 40);
+  CHECK(ask(a, 60s, 40, {10}).replicas == 40);
+  CHECK(ask(a, 119s, 40, {10}).replicas == 40);
+  CHECK(ask(a, 120s, 40, {10}).replicas == 10);
+}
+
+TEST_CASE("collapse: a rebound over halfway means oscillation: nothing released early, the hold doubles",
+          "[scale][collapse]") {
+  scaler a{collapsing()};
+  CHECK(ask(a, 0s, 40, {40}).replicas == 40);
+  for (auto t : {15s, 30s, 45s}) CHECK(ask(a, t, 40, {10}).replicas == 40);
+  CHECK(ask(a, 60s, 40, {10}).replicas == 10);  // the first collapse is released: nothing known yet
+
+  CHECK(ask(a, 75s, 10, {40}).replicas == 40);  // back: 40 ≥ (10 + 40) / 2 — a rebound at 75 s
+  for (auto t : {90s, 105s, 120s, 135s}) CHECK(ask(a, t, 40, {10}).replicas == 40);
+  auto d = ask(a, 150s, 40, {10});  // collapsed for 60 s, but oscillating: HPA's window holds
+  CHECK(d.replicas == 40);
+  CHECK(d.reason == scale_reason::stabilized);
+  CHECK(ask(a, 165s, 40, {30}).replicas == 40);  // 30 ≥ (10 + 40) / 2: rebound again at 165 s
+  for (int s = 180; s <= 375; s += 15) CHECK(ask(a, std::chrono::seconds(s), 40, {10}).replicas == 40);
+
+  // 376 s: HPA's window (after 76 s) holds only 30 now, but 376 − 165 < 300:
+  // still oscillating, and the doubled window (after −224 s) still has the 40 of 75 s.
+  d = ask(a, 376s, 40, {10});
+  CHECK(d.replicas == 40);
+  CHECK(d.reason == scale_reason::stabilized);
+  CHECK(ask(a, 464s, 40, {10}).replicas == 40);
+  // 465 s: 300 s since the last rebound. Not oscillating; the long window has 10s only.
+  CHECK(ask(a, 465s, 40, {10}).replicas == 10);
+
+  auto hpa = collapsing();
+  hpa.collapse.enabled = false;
+  scaler b{hpa};
+  CHECK(ask(b, 0s, 40, {40}).replicas == 40);
+  CHECK(ask(b, 75s, 40, {40}).replicas == 40);
+  CHECK(ask(b, 165s, 40, {30}).replicas == 40);
+  CHECK(ask(b, 376s, 40, {10}).replicas == 30);  // HPA alone: the window has let the 40 go
+}
+
+TEST_CASE("collapse: a small dip and back is not an oscillation", "[scale][collapse]") {
+  scaler a{collapsing()};
+  CHECK(ask(a, 0s, 40, {40}).replicas == 40);
+  CHECK(ask(a, 15s, 40, {10}).replicas == 40);  // a collapse reading: 10 of 40
+  CHECK(ask(a, 30s, 40, {24}).replicas == 40);  // back to 24 < (10 + 40) / 2: no rebound
+  CHECK(ask(a, 89s, 40, {12}).replicas == 40);  // 24 of 30 s is within the last 60 s
+  CHECK(ask(a, 90s, 40, {12}).replicas == 12);  // released: not oscillating
+}
+
+TEST_CASE("collapse: a clock standing still or jumping far ahead", "[scale][collapse][edge]") {
+  scaler a{collapsing()};
+  CHECK(ask(a, 0s, 40, {40}).replicas == 40);
+  for (int i = 0; i < 5; ++i) CHECK(ask(a, 0s, 40, {10}).replicas == 40);  // no time passes: no release
+  CHECK(ask(a, 10'000h, 40, {10}).replicas == 10);                         // every window long gone
+  CHECK(ask(a, 10'000h, 10, {40}).replicas == 40);
+  CHECK(ask(a, 9'000h, 40, {10}).replicas == 40);  // backwards is standing still
+  CHECK(a.stats().stabilization_samples > 0);
+}
+
+TEST_CASE("collapse: invalid settings are rejected", "[scale][collapse][config]") {
+  auto with = [](auto change) {
+    auto c = collapsing();
+    change(c);
+    return c;
+  };
+  using C = keel::autoscaler_config;
+  CHECK_THROWS_WITH(scaler(with([](C& c) { c.collapse.window = -1s; })),
+                    "keel::autoscaler: collapse.window must be in [0, 1 h]");
+  CHECK_THROWS_WITH(scaler(with([](C& c) { c.collapse.window = 61min; })),
+                    "keel::autoscaler: collapse.window must be in [0, 1 h]");
+  for (double f : {0.0, 1.0, -0.5, std::nan("")}) {
+    CHECK_THROWS_WITH(scaler(with([f](C& c) { c.collapse.fraction = f; })),
+                      "keel::autoscaler: collapse.fraction must be in (0, 1)");
+  }
+}
+
+TEST_CASE("panic holds the fleet it reached, but drain replicas go once their backlog is drained",
+          "[scale][panic][backlog]") {
+  scaler a{rate_and_backlog()};
+  CHECK(ask(a, 0s, 10, {40, 0}).replicas == 10);
+  auto d = ask(a, 15s, 10, {80, 1200});  // 20 for the rate + 20 to drain: 40 ≥ 2 × 10 ready
+  CHECK(d.panicking);
+  CHECK(d.replicas == 40);
+  d = ask(a, 30s, 40, {80, 0}, 10);  // drained: the 20 drain replicas go, panic holds the 20 (20 ≥ 2 × 10)
+  CHECK(d.panicking);
+  CHECK(d.replicas == 20);
+  CHECK(d.reason == scale_reason::panic);
+  d = ask(a, 45s, 20, {40, 0});  // the rate halves: panic does not scale down
+  CHECK(d.panicking);
+  CHECK(d.replicas == 20);
+  d = ask(a, 60s, 20, {40, 300});  // new backlog: 5 drain replicas on top of the held 20
+  CHECK(d.replicas == 25);
+  d = ask(a, 75s, 25, {40, 0});
+  CHECK(d.panicking);
+  CHECK(d.replicas == 20);
+  d = ask(a, 90s, 20, {40, 0});  // 60 s after the condition last held (30 s): out of panic
+  CHECK_FALSE(d.panicking);
+  CHECK(d.replicas == 10);
+}
+
+TEST_CASE("panic after a wake-up from zero does not hold the wake-up's drain replicas",
+          "[scale][panic][zero][backlog]") {
+  auto c = rate_and_backlog();
+  c.min_replicas = 0;
+  scaler a{c};
+  auto d = ask(a, 0s, 0, {40, 600});  // 10 for the rate + 10 to drain
+  CHECK(d.replicas == 20);
+  CHECK(d.reason == scale_reason::activation);
+  d = ask(a, 15s, 20, {40, 1200}, 0);  // panic (30 ≥ 2 × max(0 ready, 1)): 10 held + 20 to drain
+  CHECK(d.panicking);
+  CHECK(d.replicas == 30);
+  d = ask(a, 30s, 30, {40, 0});
+  CHECK(d.panicking);
+  CHECK(d.replicas == 10);
+}
