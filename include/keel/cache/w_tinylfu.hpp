@@ -16,13 +16,28 @@
 //    not more frequent but "warm" (estimate ≥ 6) still wins 1 time in 128, so
 //    an attacker who floods hash collisions cannot pin a victim forever
 //    (Caffeine's ADMIT_HASHDOS_THRESHOLD defence).
-//  * A hill climber resizes the window: every 10 × capacity accesses it
-//    compares the sample's hit ratio with the previous sample and keeps
-//    stepping the window (6.25% of capacity, decaying by 0.98 a step) the
-//    way that helped, restarting the step when the hit ratio moves by 5
-//    points. Recency-heavy traffic grows the window towards LRU; frequency-
-//    heavy traffic shrinks it. (Caffeine added this in 2.6 — "adaptive
-//    W-TinyLFU"; without it loop traces lose to LRU.)
+//  * A hill climber resizes the window (Einziger, Eytan, Friedman, Manes,
+//    "Adaptive Software Cache Management", Middleware 2018; Caffeine ≥ 2.6):
+//    every 10 × capacity accesses it compares the sample's hit ratio with the
+//    previous sample and keeps stepping the window (6.25% of capacity, decaying
+//    by 0.98 a step) the way that helped, restarting the step when the hit
+//    ratio moves by 5 points.
+//  * A *recency alarm* covers what the climber cannot see. When the popular
+//    keys die (a sliding working set, a popularity shift), only a window of
+//    40-100% of the cache comes near LRU, and small steps from 1% find little
+//    or no slope (keel_sim cache/hit_ratio with the window pinned: sliding at
+//    10% gains nothing from 1% to 10%), so the climber stays small. The
+//    evidence is in the admission decisions themselves, judged as Belady would
+//    judge them (whoever is needed first should have stayed): two small ghost
+//    tables remember the keys admission recently threw out — candidates it
+//    rejected and main victims it evicted for a candidate. If, within one sample,
+//    rejected candidates come back far more often than evicted victims (≥ 6×,
+//    and on ≥ 10% of misses), frequency is turning away the keys needed next:
+//    the window jumps to the whole cache (plain LRU) for a sample. The
+//    climber's next step is as large, so if that trial sample's hit ratio is
+//    worse the window jumps straight back. ARC (Megiddo & Modha, FAST 2003)
+//    moves its recency/frequency split on the same kind of ghost hits. The
+//    alarm costs work on misses and evictions only; a hit does what it did before.
 //
 //   keel::cache<std::string, embedding> cache({.capacity = 100'000});  // w_tinylfu by default
 #pragma once
@@ -30,11 +45,14 @@
 #include <keel/cache/detail/entry_list.hpp>
 #include <keel/cache/eviction_policy.hpp>
 #include <keel/cache/frequency_sketch.hpp>
+#include <keel/core/detail/random.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace keel {
 
@@ -45,13 +63,17 @@ class w_tinylfu {
         sketch_(std::min<std::size_t>(capacity, std::size_t{1} << 20)),
         window_size_(static_cast<double>(capacity) * initial_window),
         step_(-static_cast<double>(capacity) * step_percent),
-        sample_size_(sketch_.sample_size()) {
+        sample_size_(sketch_.sample_size()),
+        rejected_(std::min<std::size_t>(capacity, ghost_slots_max)),
+        evicted_(std::min<std::size_t>(capacity, ghost_slots_max)) {
     resize_main();
   }
 
   void on_insert(detail::policy_entry& e) noexcept {
     sketch_.increment(e.hash);
     ++misses_in_sample_;
+    if (rejected_.take(e.hash)) ++candidate_returns_;  // a miss on a key admission threw out
+    if (evicted_.take(e.hash)) ++victim_returns_;
     e.queue = window;
     window_.push_front(e);
     climb_when_sampled();
@@ -87,7 +109,12 @@ class w_tinylfu {
       detail::policy_entry* incumbent = probation_.back();
       if (incumbent == nullptr) incumbent = protected_.back();
       if (incumbent == nullptr) return &candidate;  // unreachable while main is over its share
-      return admit(candidate, *incumbent) ? incumbent : &candidate;
+      if (admit(candidate, *incumbent)) {
+        evicted_.put(incumbent->hash);
+        return incumbent;
+      }
+      rejected_.put(candidate.hash);
+      return &candidate;
     }
     if (weight() <= capacity_) return nullptr;
     // The window is within its share but the shard is not (weights grew, or the
@@ -112,12 +139,52 @@ class w_tinylfu {
  private:
   enum : std::uint8_t { window = 0, probation = 1, protect = 2 };
 
-  static constexpr double initial_window = 0.01;       // Caffeine: PERCENT_MAIN = 0.99
-  static constexpr double protected_share = 0.80;      // PERCENT_MAIN_PROTECTED
-  static constexpr double step_percent = 0.0625;       // HILL_CLIMBER_STEP_PERCENT
-  static constexpr double step_decay = 0.98;           // HILL_CLIMBER_STEP_DECAY_RATE
-  static constexpr double restart_threshold = 0.05;    // HILL_CLIMBER_RESTART_THRESHOLD
-  static constexpr unsigned hash_flood_threshold = 6;  // ADMIT_HASHDOS_THRESHOLD
+  static constexpr double initial_window = 0.01;                        // Caffeine: PERCENT_MAIN = 0.99
+  static constexpr double protected_share = 0.80;                       // PERCENT_MAIN_PROTECTED
+  static constexpr double step_percent = 0.0625;                        // HILL_CLIMBER_STEP_PERCENT
+  static constexpr double step_decay = 0.98;                            // HILL_CLIMBER_STEP_DECAY_RATE
+  static constexpr double restart_threshold = 0.05;                     // HILL_CLIMBER_RESTART_THRESHOLD
+  static constexpr unsigned hash_flood_threshold = 6;                   // ADMIT_HASHDOS_THRESHOLD
+  static constexpr std::uint64_t alarm_ratio = 6;                       // candidate returns vs victim returns (+1)...
+  static constexpr std::uint64_t alarm_share = 10;                      // ...on at least 1/10 of the sample's misses
+  static constexpr std::size_t ghost_slots_max = std::size_t{1} << 18;  // 512 KiB a table at most
+
+  // The recency alarm's memory of keys admission threw out lately (one table
+  // for rejected candidates, one for evicted victims, as ARC keeps one ghost
+  // list per side). A direct-mapped table of 16-bit fingerprints, one slot
+  // per unit of capacity rounded up to a power of two (2-4 bytes per entry,
+  // allocated once): a newer key overwrites an older one in its slot, so a key
+  // is remembered for about `capacity` later evictions of its kind, the
+  // horizon in which LRU could still have held it. A fingerprint collision
+  // (1 in 2^16 lookups) miscounts one return; the alarm only reads totals.
+  class ghost_table {
+   public:
+    explicit ghost_table(std::size_t entries)
+        : mask_(std::bit_ceil(std::max<std::size_t>(entries, 64)) - 1),
+          tags_(std::make_unique<std::uint16_t[]>(mask_ + 1)) {}
+
+    void put(std::uint64_t hash) noexcept {
+      const std::uint64_t h = detail::mix64(hash);
+      tags_[h & mask_] = fingerprint(h);
+    }
+    /// Whether `hash` is remembered; forgets it (a key returns once).
+    bool take(std::uint64_t hash) noexcept {
+      const std::uint64_t h = detail::mix64(hash);
+      std::uint16_t& tag = tags_[h & mask_];
+      if (tag != fingerprint(h)) return false;
+      tag = 0;
+      return true;
+    }
+
+   private:
+    // The top 16 bits (the slot uses the low ones); never 0, which marks an empty slot.
+    static std::uint16_t fingerprint(std::uint64_t h) noexcept {
+      return static_cast<std::uint16_t>(std::max<std::uint64_t>(h >> 48, 1));
+    }
+
+    std::size_t mask_;
+    std::unique_ptr<std::uint16_t[]> tags_;
+  };
 
   detail::entry_list& list_of(const detail::policy_entry& e) noexcept {
     return e.queue == window ? window_ : e.queue == probation ? probation_ : protected_;
@@ -154,19 +221,19 @@ class w_tinylfu {
     return (next_random() & 127) == 0;
   }
 
-  std::uint64_t next_random() noexcept {  // xorshift64*, fixed seed: simulations repeat
-    random_ ^= random_ >> 12;
-    random_ ^= random_ << 25;
-    random_ ^= random_ >> 27;
-    return random_ * 0x2545F4914F6CDD1DULL;
-  }
+  std::uint64_t next_random() noexcept { return detail::splitmix64(random_); }  // fixed seed: simulations repeat
 
   void climb_when_sampled() noexcept {
     const std::uint64_t seen = hits_in_sample_ + misses_in_sample_;
     if (seen < sample_size_) return;
     const double hit_ratio = static_cast<double>(hits_in_sample_) / static_cast<double>(seen);
     const double change = hit_ratio - previous_hit_ratio_;
-    const double amount = change >= 0 ? step_ : -step_;
+    double amount = change >= 0 ? step_ : -step_;
+    // The recency alarm (see the header comment): try the whole cache as window.
+    if (candidate_returns_ >= alarm_ratio * (victim_returns_ + 1) &&
+        candidate_returns_ * alarm_share >= misses_in_sample_)
+      amount = static_cast<double>(capacity_);
+    victim_returns_ = candidate_returns_ = 0;
     step_ = std::abs(change) >= restart_threshold
                 ? step_percent * static_cast<double>(capacity_) * (amount >= 0 ? 1.0 : -1.0)
                 : step_decay * amount;
@@ -195,7 +262,11 @@ class w_tinylfu {
   std::uint64_t sample_size_;
   std::size_t max_window_ = 0;
   std::size_t max_protected_ = 0;
-  std::uint64_t random_ = 0x9E3779B97F4A7C15ULL;
+  std::uint64_t random_ = 0;
+  ghost_table rejected_;                 // candidates that lost to a main victim
+  ghost_table evicted_;                  // main victims that lost to a candidate
+  std::uint64_t candidate_returns_ = 0;  // misses on keys admission rejected, this sample
+  std::uint64_t victim_returns_ = 0;     // misses on main victims admission evicted, this sample
 };
 
 static_assert(eviction_policy<w_tinylfu>);
