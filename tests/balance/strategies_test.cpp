@@ -6,6 +6,7 @@
 #include <keel/balance/least_request.hpp>
 #include <keel/balance/load_report.hpp>
 #include <keel/balance/peak_ewma.hpp>
+#include <keel/balance/recommended.hpp>
 #include <keel/balance/round_robin.hpp>
 
 #include <catch.hpp>
@@ -14,8 +15,10 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -227,11 +230,104 @@ TEST_CASE("peak EWMA jumps to peaks and decays towards quiet", "[balance][ewma]"
 TEST_CASE("peak EWMA's decay factor matches std::exp", "[balance][ewma]") {
   for (double x = 0; x < 50; x += 0.01) {
     const double want = std::exp(-x);
-    REQUIRE(std::abs(keel::detail::exp_negative(x) - want) <= 2e-7 * want);
+    REQUIRE(std::abs(keel::detail::exp_negative(x) - want) <= 1e-9 * want);
+  }
+  // Fine steps across the switch from the cubic (x < 1/64) to the table.
+  for (double x = 1e-9; x < 0.05; x *= 1.01) {
+    const double want = std::exp(-x);
+    REQUIRE(std::abs(keel::detail::exp_negative(x) - want) <= 1e-9 * want);
+  }
+  for (double x = 50; x <= 700; x += 0.37) {
+    const double want = std::exp(-x);
+    REQUIRE(std::abs(keel::detail::exp_negative(x) - want) <= 1e-9 * want);
   }
   CHECK(keel::detail::exp_negative(-1) == 1.0);  // a clock going back: no decay
   CHECK(keel::detail::exp_negative(std::nan("")) == 1.0);
   CHECK(keel::detail::exp_negative(1e300) == 0.0);
+}
+
+namespace {
+/// manual_clock that counts its reads: a read costs 20-50 ns, a pick must not make extra ones.
+class counting_clock {
+ public:
+  using rep = keel::manual_clock::rep;
+  using period = keel::manual_clock::period;
+  using duration = keel::manual_clock::duration;
+  using time_point = std::chrono::time_point<counting_clock, duration>;
+
+  time_point now() const noexcept {
+    ++*reads;
+    return time_point(clock.now().time_since_epoch());
+  }
+
+  keel::manual_clock clock;
+  std::shared_ptr<int> reads = std::make_shared<int>(0);
+};
+}  // namespace
+
+TEST_CASE("peak EWMA reads the clock once per call, twice when the lease measures", "[balance][ewma][clock]") {
+  counting_clock clock;
+  clock.clock.set(keel::manual_clock::time_point(1h));
+  keel::balancer<node, keel::recommended, keel::outlier_detector, counting_clock> lb({}, {}, {}, clock);
+  for (int i = 0; i < 8; ++i) lb.add({std::to_string(i)}, 1.0 + i % 3);
+  for (int i = 0; i < 100; ++i) {
+    *clock.reads = 0;
+    auto l = lb.pick();
+    REQUIRE(l);
+    l->success(3ms);  // a latency the caller measured: the sample is stamped at pick + 3 ms
+    REQUIRE(*clock.reads == 1);
+    *clock.reads = 0;
+    auto m = lb.pick();
+    REQUIRE(m);
+    clock.clock.advance(2ms);
+    m->success();  // the lease measures: one read at the pick, one at the record
+    REQUIRE(*clock.reads == 2);
+  }
+}
+
+namespace {
+/// A latency strategy that logs what the balancer's records pass it.
+struct logging_strategy {
+  struct node_state {};
+  struct table {
+    template <class View>
+    table(const logging_strategy&, const View&) noexcept {}
+  };
+  static constexpr bool uses_latency = true;
+  template <class View>
+  std::size_t pick(table&, const View&) const {
+    return 0;
+  }
+  void record(node_state&, keel::outcome, std::int64_t latency_ns, std::int64_t now_ns) const {
+    log->push_back({latency_ns, now_ns});
+  }
+  std::shared_ptr<std::vector<std::pair<std::int64_t, std::int64_t>>> log =
+      std::make_shared<std::vector<std::pair<std::int64_t, std::int64_t>>>();
+};
+}  // namespace
+
+TEST_CASE("a caller's latency stamps the sample at pick time + latency", "[balance][lease][clock]") {
+  keel::manual_clock clock{keel::manual_clock::time_point{1h}};
+  logging_strategy s;
+  keel::balancer<node, logging_strategy, keel::always_healthy, keel::manual_clock> lb({}, s, {}, clock);
+  lb.add({"a"});
+  const std::int64_t t0 = keel::detail::now_ns(clock);
+  const std::int64_t ms = 1'000'000;
+
+  auto given = lb.pick();
+  auto measured = lb.pick();
+  REQUIRE(given);
+  REQUIRE(measured);
+  clock.advance(5s);
+  given->success(3ms);  // the caller's own latency: no clock read, the sample is stamped t0 + 3 ms
+  measured->success();  // measured by the lease: 5 s, stamped now
+  auto negative = lb.pick();
+  REQUIRE(negative);
+  negative->success(-4ms);  // a negative latency counts as zero
+  REQUIRE(s.log->size() == 3);
+  CHECK((*s.log)[0] == std::pair<std::int64_t, std::int64_t>{3 * ms, t0 + 3 * ms});
+  CHECK((*s.log)[1] == std::pair<std::int64_t, std::int64_t>{5000 * ms, t0 + 5000 * ms});
+  CHECK((*s.log)[2] == std::pair<std::int64_t, std::int64_t>{-4 * ms, t0 + 5000 * ms});
 }
 
 TEST_CASE("load-report weights: blackout, then weights, then expiry", "[balance][load_report]") {

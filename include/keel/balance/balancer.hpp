@@ -141,11 +141,17 @@ struct balance_node {
   static constexpr std::uint32_t draining = 1, removed = 2, counted = 4;
 
   balance_node(Node v, node_id i, double w, const typename Health::config& h)
-      : value(std::move(v)), id(i), weight(w), health(h) {}
+      : value(std::move(v)), id(i), weight(w), inverse_weight(1.0 / w), health(h) {}
+
+  void set_weight(double w) noexcept {
+    weight.store(w, std::memory_order_relaxed);
+    inverse_weight.store(1.0 / w, std::memory_order_relaxed);
+  }
 
   Node value;
   node_id id;
   std::atomic<double> weight;
+  std::atomic<double> inverse_weight;                    ///< 1 / weight: picks multiply, a division costs ~15 cycles
   std::atomic<std::int64_t> ejected_until{0};            ///< 0: serving; else clock ns when it may return
   mutable std::atomic<std::int64_t> slow_start_from{0};  ///< 0: not in slow start (cleared by readers when over)
   std::atomic<std::uint32_t> flags{0};                   ///< draining | removed | counted (in the ejected count)
@@ -185,13 +191,13 @@ class balancer {
   template <class Ctx>
   class view {
    public:
-    std::size_t size() const noexcept { return snap_->pickable.size(); }
+    std::size_t size() const noexcept { return size_; }
     /// May node i take a call now? False only for an ejected node outside panic
     /// mode. A node whose ejection has expired is returned to service here.
     bool usable(std::size_t i) const noexcept {
-      node_t& n = *snap_->pickable[i];
+      node_t& n = *nodes_[i];
       std::int64_t until = n.ejected_until.load(std::memory_order_relaxed);
-      if (until == 0 || panic_) return true;
+      if (until == 0 || panic()) return true;
       const std::int64_t t = now();
       if (t < until) return false;
       owner_->return_to_service(n, until, t);
@@ -199,23 +205,28 @@ class balancer {
     }
     /// Clock ns at which an ejected node i may return (0 when not ejected).
     std::int64_t ejected_until(std::size_t i) const noexcept {
-      return snap_->pickable[i]->ejected_until.load(std::memory_order_relaxed);
+      return nodes_[i]->ejected_until.load(std::memory_order_relaxed);
     }
     /// True while node i ramps up in slow start.
     bool ramping(std::size_t i) const noexcept {
-      return snap_->pickable[i]->slow_start_from.load(std::memory_order_relaxed) != 0;
+      return nodes_[i]->slow_start_from.load(std::memory_order_relaxed) != 0;
     }
     /// The weight set with add or set_weight.
-    double configured_weight(std::size_t i) const noexcept {
-      return snap_->pickable[i]->weight.load(std::memory_order_relaxed);
-    }
+    double configured_weight(std::size_t i) const noexcept { return nodes_[i]->weight.load(std::memory_order_relaxed); }
     /// Configured weight × slow-start factor.
-    double weight(std::size_t i) const noexcept { return owner_->effective_weight(*snap_->pickable[i], *this); }
-    std::int64_t outstanding(std::size_t i) const noexcept {
-      return snap_->pickable[i]->outstanding.load(std::memory_order_relaxed);
+    double weight(std::size_t i) const noexcept { return owner_->effective_weight(*nodes_[i], *this); }
+    /// 1 / weight(i); divides only while node i is in slow start.
+    double inverse_weight(std::size_t i) const noexcept {
+      const node_t& n = *nodes_[i];
+      if (n.slow_start_from.load(std::memory_order_relaxed) == 0)
+        return n.inverse_weight.load(std::memory_order_relaxed);
+      return 1.0 / owner_->effective_weight(n, *this);
     }
-    typename Strategy::node_state& state(std::size_t i) const noexcept { return snap_->pickable[i]->state; }
-    node_id id(std::size_t i) const noexcept { return snap_->pickable[i]->id; }
+    std::int64_t outstanding(std::size_t i) const noexcept {
+      return nodes_[i]->outstanding.load(std::memory_order_relaxed);
+    }
+    typename Strategy::node_state& state(std::size_t i) const noexcept { return nodes_[i]->state; }
+    node_id id(std::size_t i) const noexcept { return nodes_[i]->id; }
     /// Sum of the configured weights of the pickable nodes.
     double total_weight() const noexcept { return snap_->total_weight; }
     /// Live leases over all nodes (strategies that set tracks_total_outstanding only).
@@ -224,8 +235,19 @@ class balancer {
     }
     /// Changes whenever a node is ejected or returns, or slow start begins.
     std::uint64_t weights_epoch() const noexcept { return owner_->weights_epoch_.load(std::memory_order_relaxed); }
-    bool panic() const noexcept { return panic_; }
-    std::uint64_t random() const noexcept { return detail::next_random(*random_); }
+    /// Too few healthy nodes: health is ignored (computed on first use).
+    bool panic() const noexcept {
+      if (panic_ == unknown) {
+        const double threshold = owner_->config_.panic_threshold_percent;
+        const auto n = static_cast<double>(size_);
+        const auto ejected =
+            static_cast<double>(std::max<std::int64_t>(0, owner_->ejected_count_.load(std::memory_order_relaxed)));
+        panic_ = threshold > 0 && n > 0 && (n - ejected) * 100.0 < threshold * n ? yes : no;
+      }
+      return panic_ == yes;
+    }
+    /// 64 random bits from this reader's stream (see detail/random.hpp).
+    std::uint64_t random() const noexcept { return detail::splitmix64(weyl_); }
     /// The clock, read at most once per view.
     std::int64_t now() const noexcept {
       if (now_ == unread) now_ = detail::now_ns(owner_->clock_);
@@ -238,20 +260,34 @@ class balancer {
     static constexpr std::int64_t unread = std::numeric_limits<std::int64_t>::min();
 
     view(const balancer& owner, const snapshot& snap, std::atomic<std::uint64_t>& random, Ctx* ctx) noexcept
-        : owner_(&owner), snap_(&snap), random_(&random), ctx_(ctx) {
-      const double threshold = owner.config_.panic_threshold_percent;
-      const auto n = static_cast<double>(snap.pickable.size());
-      const auto ejected =
-          static_cast<double>(std::max<std::int64_t>(0, owner.ejected_count_.load(std::memory_order_relaxed)));
-      panic_ = threshold > 0 && n > 0 && (n - ejected) * 100.0 < threshold * n;
+        : owner_(&owner),
+          snap_(&snap),
+          nodes_(snap.pickable.data()),
+          size_(snap.pickable.size()),
+          random_(&random),
+          ctx_(ctx),
+          weyl_(random.load(std::memory_order_relaxed)),
+          weyl_at_start_(weyl_) {}
+    view(const view&) = delete;
+    view& operator=(const view&) = delete;
+    // The stream state lives in a register during the pick and goes back to
+    // the stripe once, at the end, instead of a load and a store per draw.
+    ~view() {
+      if (weyl_ != weyl_at_start_) random_->store(weyl_, std::memory_order_relaxed);
     }
+
+    enum tristate : unsigned char { unknown, no, yes };
 
     const balancer* owner_;
     const snapshot* snap_;
+    node_t* const* nodes_;  // snap_->pickable, read once: a pick reaches every node through it
+    std::size_t size_;
     std::atomic<std::uint64_t>* random_;
     Ctx* ctx_;
+    mutable std::uint64_t weyl_;
+    std::uint64_t weyl_at_start_;
     mutable std::int64_t now_ = unread;
-    bool panic_ = false;
+    mutable tristate panic_ = unknown;
   };
 
  private:
@@ -309,19 +345,28 @@ class balancer {
       if (balancer* b = link_.take()) {
         if constexpr (detail::uses_latency<Strategy>) {
           const std::int64_t now = detail::now_ns(b->clock_);
-          b->complete(*node_, o, std::max<std::int64_t>(0, now - start_ns_), now);
+          b->complete(*node_, o, std::max<std::int64_t>(0, now - start_ns_), now, now);
         } else {
-          b->complete(*node_, o, 0, unread_time);
+          b->complete(*node_, o, 0, unread_time, unread_time);
         }
       }
     }
-    /// Records the outcome with a latency the caller measured. Records throw
-    /// only if the health policy does (a breaker's state-change callback);
-    /// the outstanding count is released either way.
+    /// Records the outcome with a latency the caller measured. A latency
+    /// strategy stamps the sample at pick time + latency, without reading
+    /// the clock again (the latency is the time since the pick, give or take
+    /// the caller's own overhead). Records throw only if the health policy
+    /// does (a breaker's state-change callback); the outstanding count is
+    /// released either way.
     template <class Rep, class Period>
     void record(outcome o, std::chrono::duration<Rep, Period> latency) {
-      if (balancer* b = link_.take())
-        b->complete(*node_, o, std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count(), unread_time);
+      if (balancer* b = link_.take()) {
+        const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count();
+        if constexpr (detail::uses_latency<Strategy>) {
+          b->complete(*node_, o, ns, unread_time, detail::sat_add(start_ns_, std::max<std::int64_t>(0, ns)));
+        } else {
+          b->complete(*node_, o, ns, unread_time, unread_time);
+        }
+      }
     }
     void success() { record(outcome::success); }
     void failure() { record(outcome::failure); }
@@ -417,7 +462,7 @@ class balancer {
     std::lock_guard lock(writer_);
     node_t* n = find(id);
     if (n == nullptr) return false;
-    n->weight.store(weight, std::memory_order_relaxed);
+    n->set_weight(weight);
     republish();
     return true;
   }
@@ -607,18 +652,20 @@ class balancer {
   static constexpr std::int64_t unread_time = std::numeric_limits<std::int64_t>::min();
 
   /// Ends a lease with a record; reads the clock only if something needs the
-  /// time. Touches the node for the last time when it releases the
-  /// outstanding count: after that a sweep may free it.
+  /// time (`now`, or `sample_time` for the strategy's sample, when known).
+  /// Touches the node for the last time when it releases the outstanding
+  /// count: after that a sweep may free it.
   /// If the health policy throws (a user callback), the count is still
   /// released and the exception reaches the caller of record.
-  void complete(node_t& n, outcome o, std::int64_t latency_ns, std::int64_t now) {
+  void complete(node_t& n, outcome o, std::int64_t latency_ns, std::int64_t now, std::int64_t sample_time) {
     struct release_on_exit {
       balancer* self;
       node_t* node;
       ~release_on_exit() { self->release(*node); }
     } guard{this, &n};
     auto time = [&] { return now != unread_time ? now : (now = detail::now_ns(clock_)); };
-    if constexpr (detail::records_outcomes<Strategy>) strategy_.record(n.state, o, latency_ns, time());
+    if constexpr (detail::records_outcomes<Strategy>)
+      strategy_.record(n.state, o, latency_ns, sample_time != unread_time ? sample_time : time());
     if (n.health.record(o, latency_ns)) try_eject(n, time());
   }
 

@@ -48,7 +48,7 @@ class p2c_least_request {
       const double load = static_cast<double>(w.outstanding(i)) + 1.0;
       const double bias = config_.active_request_bias;
       const double denominator = bias == 1.0 ? load : bias == 0.0 ? 1.0 : std::pow(load, bias);
-      return denominator / w.weight(i);  // lowest cost = highest weight / load^bias
+      return denominator * w.inverse_weight(i);  // lowest cost = highest weight / load^bias
     });
   }
 

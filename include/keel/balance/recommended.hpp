@@ -46,8 +46,9 @@ class recommended : public peak_ewma {
 
   template <class View>
   std::size_t pick(table& t, const View& v) const {
+    const std::int64_t now = v.now();  // first: see peak_ewma::pick
     return detail::best_of_random(
-        v, settings().choices, [this](const View& w, std::size_t i) { return cost(w, i); },
+        v, settings().choices, [this, now](const View& w, std::size_t i) { return cost(w, i, now); },
         [&t](const View& w, std::size_t exclude) { return t.sampler.sample(w, exclude); });
   }
 };

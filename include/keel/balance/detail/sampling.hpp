@@ -38,7 +38,7 @@ std::size_t sample_usable(const View& v, std::size_t exclude) {
 class weight_sampler {
  public:
   template <class View>
-  explicit weight_sampler(const View& v) : threshold_(v.size()), alias_(v.size()) {
+  explicit weight_sampler(const View& v) : columns_(v.size()) {
     const std::size_t n = v.size();
     if (n == 0) return;
     std::vector<double> scaled(n);
@@ -51,36 +51,40 @@ class weight_sampler {
     while (!small.empty() && !large.empty()) {
       const std::uint32_t s = small.back(), l = large.back();
       small.pop_back();
-      threshold_[s] = scaled[s];
-      alias_[s] = l;
+      columns_[s] = {static_cast<std::uint32_t>(scaled[s] * 0x1.0p32), l};  // scaled[s] < 1: fits
       scaled[l] -= 1.0 - scaled[s];
       if (scaled[l] < 1.0) {
         large.pop_back();
         small.push_back(l);
       }
     }
-    for (const std::uint32_t i : large) threshold_[i] = 1.0, alias_[i] = i;
-    for (const std::uint32_t i : small) threshold_[i] = 1.0, alias_[i] = i;  // rounding leftovers
+    for (const std::uint32_t i : large) columns_[i] = {0, i};  // a full column: the alias is itself
+    for (const std::uint32_t i : small) columns_[i] = {0, i};  // rounding leftovers
   }
 
   /// A usable node other than `exclude` drawn by weight, or no_node.
   template <class View>
   std::size_t sample(const View& v, std::size_t exclude) const {
-    const std::size_t n = alias_.size();
+    const std::size_t n = columns_.size();
     if (n != v.size() || n == 0) return sample_usable(v, exclude);
     for (int tries = 0; tries < 4; ++tries) {
       const std::uint64_t r = v.random();
-      const std::size_t column = bounded(r, n);
-      const double coin = static_cast<double>(r & 0xffffffffU) * 0x1.0p-32;  // the bits bounded() did not use
-      const std::size_t i = coin < threshold_[column] ? column : alias_[column];
+      const std::size_t column = bounded(r, n);  // from the top 32 bits; the coin is the low 32
+      const entry e = columns_[column];
+      // column if coin < threshold, else alias; without a branch (the coin is unpredictable).
+      const std::size_t keep = std::size_t{0} - static_cast<std::size_t>((r & 0xffffffffU) < e.threshold);
+      const std::size_t i = e.alias ^ ((column ^ e.alias) & keep);
       if (i != exclude && v.usable(i)) return i;
     }
     return sample_usable(v, exclude);  // mostly ejected, or one heavy node: uniform over the rest
   }
 
  private:
-  std::vector<double> threshold_;
-  std::vector<std::uint32_t> alias_;
+  struct entry {
+    std::uint32_t threshold = 0;  ///< P(column) × 2^32; a full column keeps alias == column
+    std::uint32_t alias = 0;
+  };
+  std::vector<entry> columns_;
 };
 
 /// Uniform candidates (Mitzenmacher; Envoy, Finagle).
@@ -91,8 +95,15 @@ struct uniform_candidates {
   }
 };
 
-/// Power of `choices` choices: the candidate with the lowest cost(v, i),
-/// candidates drawn by draw(v, exclude).
+/// Power of `choices` choices: the candidate with the lowest cost(v, i)
+/// (the first on a tie), each candidate drawn by draw(v, best so far).
+///
+/// The running minimum is kept without a branch: which candidate is cheaper
+/// is a coin toss the branch predictor loses half the time, and a lost
+/// guess throws away the next candidate's draw and cost already under way.
+/// The draw's own test against `best` is predictable (a repeat is rare) and
+/// speculates past it, so the candidates' costs — each a chain of dependent
+/// loads and multiplications — are computed side by side.
 template <class View, class Cost, class Draw = uniform_candidates>
 std::size_t best_of_random(const View& v, std::size_t choices, Cost&& cost, Draw&& draw = {}) {
   std::size_t best = draw(v, no_node);
@@ -102,10 +113,9 @@ std::size_t best_of_random(const View& v, std::size_t choices, Cost&& cost, Draw
     const std::size_t i = draw(v, best);
     if (i == no_node) break;
     const double ci = cost(v, i);
-    if (ci < best_cost) {
-      best = i;
-      best_cost = ci;
-    }
+    const std::size_t cheaper = std::size_t{0} - static_cast<std::size_t>(ci < best_cost);  // all ones or zero
+    best ^= (best ^ i) & cheaper;
+    best_cost = ci < best_cost ? ci : best_cost;  // minsd
   }
   return best;
 }
