@@ -72,3 +72,36 @@ TEST_CASE("keyed limiter under concurrent load with eviction never over-admits a
   CHECK(st.keys <= st.max_keys);
   CHECK(st.dropped > 0);
 }
+
+TEST_CASE("keyed limiter tables grow while other threads look keys up", "[limit][keyed][stress]") {
+  // The clock stands still and every key is called at least 4 times (once
+  // per worker in order), so each key admits exactly its burst, however the
+  // calls interleave with the growth of its shard's table (and with the
+  // lock-free prefetch of slots that growth moves).
+  constexpr int workers = 4;
+  constexpr int keys = 4000;
+  constexpr std::int64_t burst = 3;
+  keel::manual_clock clock;
+  keel::keyed_limiter<int, keel::manual_clock> limiter{keel::rate_limit::per_second(1, burst),
+                                                       keel::keyed_config{2 * keys, 4}, clock};
+  std::vector<std::atomic<std::int64_t>> admitted(keys);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937 rng(static_cast<unsigned>(w + 11));
+      for (int i = 0; i < keys * 2; ++i) {
+        // Mostly new keys in order (each shard's table keeps growing), and
+        // keys already present, at random.
+        const int k = (i % 2 == 0) ? i / 2 : std::uniform_int_distribution<int>(0, i / 2)(rng);
+        if (limiter.try_acquire(k)) admitted[static_cast<std::size_t>(k)].fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int exact = 0;
+  for (const auto& a : admitted) exact += a.load() == burst ? 1 : 0;
+  CHECK(exact == keys);
+  const auto st = limiter.stats();
+  CHECK(st.keys == static_cast<std::size_t>(keys));
+  CHECK(st.refused == 0);
+}

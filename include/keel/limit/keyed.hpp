@@ -220,7 +220,7 @@ class keyed_limiter {
     if (cost < 0) return reject(errc::invalid_argument, detail::negative_cost);
     const std::size_t h = hash_(key);
     shard& s = shard_for(h);
-    s.entries.prefetch(h);  // before the clock read, so the two overlap
+    s.entries.prefetch(h);  // before the clock read, so the miss and the read overlap
     const std::int64_t now = detail::now_ns(clock_);
     {
       std::lock_guard lock(s.mutex);
