@@ -14,14 +14,17 @@
 //
 // Concurrency. The cache is split into N shards (a power of two, chosen by the
 // key's hash), each with its own reader-writer lock (detail/shard_lock.hpp),
-// share of capacity, policy
-// and expiry heap. A hit takes its shard's lock *shared* — readers of a shard
-// never block each other and different shards never interact — and records the
-// access in the shard's lossy read buffer (BP-Wrapper, see
-// detail/read_buffer.hpp) instead of reordering the policy's lists. Writes
-// take the shard lock exclusively, replay buffered reads into the policy,
-// sweep a few expired entries, then insert and evict. There is no global lock
-// and no background thread.
+// share of capacity, hash table (detail/hash_table.hpp), policy and expiry
+// heap. A hit takes its shard's lock *shared* and records the access in a
+// lossy read buffer (BP-Wrapper, see detail/read_buffer.hpp) instead of
+// reordering the policy's lists. The reader side of the lock is striped: a
+// thread enters, counts and records through a stripe of its own, so readers
+// on different cores do not pass cache lines back and forth, even on one
+// shard; the hit that fills its stripe's buffer replays it into the policy
+// (if no other reader of the shard is replaying one). Writes take the shard
+// lock exclusively, replay buffered reads into the policy, sweep a few
+// expired entries, then insert and evict. There is no global lock and no
+// background thread. The key is hashed once per operation.
 //
 // Expiry. An entry expires `expire_after_write` after its last write and/or
 // `expire_after_access` after its last read or write, or at a per-entry TTL
@@ -52,7 +55,7 @@
 #include <keel/cache/cache_config.hpp>
 #include <keel/cache/detail/entry_list.hpp>
 #include <keel/cache/detail/expiry_heap.hpp>
-#include <keel/cache/detail/read_buffer.hpp>
+#include <keel/cache/detail/hash_table.hpp>
 #include <keel/cache/detail/shard_lock.hpp>
 #include <keel/cache/eviction_policy.hpp>
 #include <keel/cache/lru.hpp>
@@ -79,7 +82,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>  // std::shared_lock
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -169,8 +171,9 @@ class cache {
     negative_ttl_ = cfg.negative_ttl.count();
     shard_count_ = cfg.shards != 0 ? cfg.shards : detail::default_shards(cfg.capacity);
     shards_ = std::make_unique<std::optional<shard>[]>(shard_count_);
+    const std::size_t stripes = detail::reader_stripes();
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      shards_[i].emplace(capacity_ / shard_count_ + (i < capacity_ % shard_count_ ? 1 : 0));
+      shards_[i].emplace(capacity_ / shard_count_ + (i < capacity_ % shard_count_ ? 1 : 0), stripes);
     }
   }
 
@@ -213,12 +216,13 @@ class cache {
       write_section section(*this, s, err);
       for (auto& f : s.flights) f.second->invalidated = true;
       if (on_removal_) {
-        for (auto& [key, n] : s.map)
-          if (n.value.has_value()) notify(err, key, *n.value, removal_cause::erased);
+        s.table.for_each([&](node& n) {
+          if (n.value.has_value()) notify(err, n.key, *n.value, removal_cause::erased);
+        });
       }
       s.policy.clear();
       s.heap.clear();
-      s.map.clear();
+      s.table.clear();
     }
     err.rethrow();
   }
@@ -269,8 +273,8 @@ class cache {
     cache_stats st;
     for (std::size_t i = 0; i < shard_count_; ++i) {
       const shard& s = *shards_[i];
-      st.hits += s.reads.recorded() + s.locked_hits.load(std::memory_order_relaxed);
-      st.misses += s.misses.load(std::memory_order_relaxed);
+      st.hits += s.mutex.hits() + s.locked_hits.load(std::memory_order_relaxed);
+      st.misses += s.mutex.misses() + s.misses.load(std::memory_order_relaxed);
       st.evictions += s.evictions.load(std::memory_order_relaxed);
       st.expirations += s.expirations.load(std::memory_order_relaxed);
       st.loads += s.loads.load(std::memory_order_relaxed);
@@ -292,10 +296,10 @@ class cache {
       std::unique_lock lock(s.mutex);
       std::size_t total = 0;
       std::size_t timed = 0;
-      for (auto& [key, n] : s.map) {
+      s.table.for_each([&](const node& n) {
         total += n.weight;
         if (n.heap_index != detail::expiry_entry::npos) ++timed;
-      }
+      });
       check(s.capacity, total, total == s.policy.weight() && timed == s.heap.size() && total <= s.capacity);
     }
   }
@@ -354,45 +358,61 @@ class cache {
   };
 
  private:
-  // An entry: policy hooks, expiry heap slot, the value (or a remembered
-  // rejection) and its deadlines. Lives inside the shard's unordered_map node,
-  // so its address is stable until it is erased.
-  struct node : detail::policy_entry, detail::expiry_entry {
-    template <class... Args>
-    explicit node(std::in_place_t, Args&&... args) : value(std::forward<Args>(args)...) {}
+  // An entry: the key, the value (or a remembered rejection), its deadlines,
+  // the policy's hooks and its expiry heap slot, in the shard's hash table.
+  //
+  // What a lookup and a hit look at comes first (node_head): for small keys
+  // and values (an int64 key and value: 64 bytes) a hit reads one cache line
+  // of the node. Nodes are cache-line aligned, so that this line is never
+  // shared with another node, whose policy hooks a drain may be writing.
+  struct node;
+  struct node_head {
+    template <class K, class... Args>
+    explicit node_head(K&& k, Args&&... args) : key(std::forward<K>(k)), value(std::forward<Args>(args)...) {}
 
-    std::int64_t deadline() const noexcept {
-      return std::min(write_deadline, access_deadline.load(std::memory_order_relaxed));
-    }
-
+    node* chain = nullptr;  // the hash table's
+    std::uint32_t tag = 0;  // the hash table's
+    bool expires = false;   // deadline() != no_deadline
+    Key key;
     result<Value> value;
-    const Key* key = nullptr;
     std::int64_t write_deadline = detail::no_deadline;
     std::atomic<std::int64_t> access_deadline{detail::no_deadline};  // moved by readers under the shared lock
-    bool expires = false;                                            // deadline() != no_deadline
+  };
+  struct alignas(detail::cache_line) node : node_head, detail::policy_entry, detail::expiry_entry {
+    template <class K, class... Args>
+    node(std::uint64_t h, K&& k, Args&&... args) : node_head(std::forward<K>(k), std::forward<Args>(args)...) {
+      this->hash = h;
+    }
+
+    std::int64_t deadline() const noexcept {
+      return std::min(this->write_deadline, this->access_deadline.load(std::memory_order_relaxed));
+    }
   };
 
-  using map_type = std::unordered_map<Key, node, Hash, KeyEqual>;
   using flight_map = std::unordered_map<Key, std::shared_ptr<detail::load_flight<Value>>, Hash, KeyEqual>;
 
   struct alignas(detail::cache_line) shard {
-    explicit shard(std::size_t cap) : capacity(cap), policy(cap) {}
+    shard(std::size_t cap, std::size_t stripes) : mutex(stripes), policy(cap), capacity(cap) {}
 
-    // Touched by readers: the lock, the read buffer, the miss counter.
+    // Touched by readers: the lock, whose stripes hold the read buffers and
+    // the readers' hit and miss counts.
     detail::shard_lock mutex;
-    detail::read_buffer reads;
-    std::atomic<std::uint64_t> misses{0};
+
+    // The policy belongs to the holder of the exclusive lock, or else to the
+    // one reader that set `draining` (see read()).
+    alignas(detail::cache_line) std::atomic<bool> draining{false};
+    Policy policy;
 
     // Touched under the exclusive lock only (counters are atomics so that
     // stats() can read them without locking).
-    alignas(detail::cache_line) std::size_t capacity;
-    map_type map;
-    Policy policy;
+    std::size_t capacity;
+    detail::hash_table<node> table;
     detail::expiry_heap heap;
     flight_map flights;
     std::atomic<std::size_t> published_size{0};
     std::atomic<std::size_t> published_weight{0};
     std::atomic<std::uint64_t> locked_hits{0};
+    std::atomic<std::uint64_t> misses{0};  // found by begin_load under the exclusive lock
     std::atomic<std::uint64_t> evictions{0};
     std::atomic<std::uint64_t> expirations{0};
     std::atomic<std::uint64_t> loads{0};
@@ -409,12 +429,12 @@ class cache {
   class write_section {
    public:
     write_section(cache& c, shard& s, detail::listener_error& err) : shard_(s), lock_(s.mutex) {
-      s.reads.drain([&](detail::policy_entry& e) { s.policy.on_hit(e); });
+      s.mutex.drain([&](detail::policy_entry& e) { s.policy.on_hit(e); });
       now_ = detail::now_ns(c.clock_);
       c.sweep(s, now_, sweep_budget, err);
     }
     ~write_section() {
-      shard_.published_size.store(shard_.map.size(), std::memory_order_relaxed);
+      shard_.published_size.store(shard_.table.size(), std::memory_order_relaxed);
       shard_.published_weight.store(shard_.policy.weight(), std::memory_order_relaxed);
     }
     write_section(const write_section&) = delete;
@@ -433,7 +453,13 @@ class cache {
   std::uint64_t hash_of(const K& key) const {
     return detail::mix_hash(static_cast<std::uint64_t>(hash_(key)));
   }
-  shard& shard_for(std::uint64_t h) const noexcept { return *shards_[h & (shard_count_ - 1)]; }
+  // The shard by the hash's high bits: a shard's table picks buckets by its low bits.
+  shard& shard_for(std::uint64_t h) const noexcept { return *shards_[std::rotl(h, 24) & (shard_count_ - 1)]; }
+
+  template <class K>
+  node* find(const shard& s, std::uint64_t h, const K& key) const {
+    return s.table.find(h, [&](const node& n) { return key_eq_(n.key, key); });
+  }
 
   std::size_t sum(std::atomic<std::size_t> shard::*field) const noexcept {
     std::size_t total = 0;
@@ -461,54 +487,57 @@ class cache {
   }
 
   // The read path: the shard lock shared, copy the value out, record the hit
-  // in the read buffer. Out is Value (get: a remembered failure is a miss) or
-  // result<Value> (begin_load: a remembered failure is returned).
+  // in the reader's stripe. Out is Value (get: a remembered failure is a miss,
+  // and misses are counted) or result<Value> (begin_load: a remembered failure
+  // is returned; a miss goes on to the write path, which counts it).
   template <class Out, class K>
-  std::optional<Out> read(shard& s, const K& key) {
+  std::optional<Out> read(shard& s, std::uint64_t h, const K& key) {
     constexpr bool failures_hit = std::is_same_v<Out, result<Value>>;
     std::optional<Out> out;
-    bool full = false;
     bool expired = false;
     {
-      std::shared_lock lock(s.mutex);
-      const auto it = s.map.find(key);
-      if (it != s.map.end() && (failures_hit || it->second.value.has_value())) {
-        node& n = it->second;
+      detail::shard_lock::reader reader(s.mutex);
+      node* const found = find(s, h, key);
+      if (found != nullptr && (failures_hit || found->value.has_value())) {
+        node& n = *found;
         if (alive(n)) {
           if constexpr (failures_hit) {
             out.emplace(n.value);
           } else {
             out.emplace(*n.value);
           }
-          full = s.reads.record(&n);
+          // The hit that fills the stripe's buffer replays it, unless another
+          // reader of this shard is replaying one right now (then the buffer
+          // drops hits until a later hit or a writer drains it).
+          if (reader.record(&n) && !s.draining.exchange(true, std::memory_order_acquire)) {
+            reader.drain([&](detail::policy_entry& e) { s.policy.on_hit(e); });
+            s.draining.store(false, std::memory_order_release);
+          }
         } else {
           expired = true;
         }
       }
+      if constexpr (!failures_hit) {
+        if (!out) reader.count_miss();
+      }
     }
-    if (full) {
-      std::unique_lock lock(s.mutex, std::try_to_lock);
-      if (lock) s.reads.drain([&](detail::policy_entry& e) { s.policy.on_hit(e); });
-    }
-    if (expired) remove_expired(s, key);
+    if (expired) remove_expired(s, h, key);
     return out;
   }
 
   template <class K>
   std::optional<Value> get_impl(const K& key) {
-    shard& s = shard_for(hash_of(key));
-    std::optional<Value> v = read<Value>(s, key);
-    if (!v) s.misses.fetch_add(1, std::memory_order_relaxed);
-    return v;
+    const std::uint64_t h = hash_of(key);
+    return read<Value>(shard_for(h), h, key);
   }
 
   template <class K>
-  void remove_expired(shard& s, const K& key) {
+  void remove_expired(shard& s, std::uint64_t h, const K& key) {
     detail::listener_error err;
     {
       write_section section(*this, s, err);
-      const auto it = s.map.find(key);
-      if (it != s.map.end() && section.now() >= it->second.deadline()) remove(s, it, removal_cause::expired, err);
+      node* const n = find(s, h, key);
+      if (n != nullptr && section.now() >= n->deadline()) remove(s, *n, removal_cause::expired, err);
     }
     err.rethrow();
   }
@@ -527,20 +556,17 @@ class cache {
 #endif
   }
 
-  void remove(shard& s, typename map_type::iterator it, removal_cause cause, detail::listener_error& err) {
-    node& n = it->second;
+  void remove(shard& s, node& n, removal_cause cause, detail::listener_error& err) {
     s.policy.on_remove(n);
     if (n.heap_index != detail::expiry_entry::npos) s.heap.erase(n);
     if (cause == removal_cause::evicted) bump(s.evictions);
     if (cause == removal_cause::expired) bump(s.expirations);
-    if (n.value.has_value()) notify(err, it->first, *n.value, cause);
-    s.map.erase(it);
+    if (n.value.has_value()) notify(err, n.key, *n.value, cause);
+    s.table.erase(n);
   }
 
   void evict(shard& s, detail::listener_error& err) {
-    while (detail::policy_entry* v = s.policy.victim()) {
-      remove(s, s.map.find(*static_cast<node*>(v)->key), removal_cause::evicted, err);
-    }
+    while (detail::policy_entry* v = s.policy.victim()) remove(s, static_cast<node&>(*v), removal_cause::evicted, err);
   }
 
   void sweep(shard& s, std::int64_t now, std::size_t budget, detail::listener_error& err) {
@@ -551,7 +577,7 @@ class cache {
       if (const std::int64_t d = n.deadline(); d > now) {
         s.heap.update(n, d);  // read since it was filed (expire-after-access): re-file
       } else {
-        remove(s, s.map.find(*n.key), removal_cause::expired, err);
+        remove(s, n, removal_cause::expired, err);
       }
     }
   }
@@ -583,38 +609,29 @@ class cache {
   template <class K, class V>
   void store(shard& s, std::uint64_t h, K&& key, V&& value, std::size_t w, std::int64_t now,
              std::optional<std::int64_t> write_ttl, detail::listener_error& err) {
-    auto it = s.map.find(key);
+    node* const old = find(s, h, key);
     if (w > s.capacity) {  // can never fit: drop it (and the value it would have replaced)
-      if (it != s.map.end()) remove(s, it, removal_cause::replaced, err);
+      if (old != nullptr) remove(s, *old, removal_cause::replaced, err);
       bump(s.evictions);
       if constexpr (std::is_same_v<std::remove_cvref_t<V>, Value>) notify(err, key, value, removal_cause::evicted);
       return;
     }
-    if (it != s.map.end()) {
-      node& n = it->second;
-      if (n.value.has_value()) notify(err, it->first, *n.value, removal_cause::replaced);
+    if (old != nullptr) {
+      node& n = *old;
+      if (n.value.has_value()) notify(err, n.key, *n.value, removal_cause::replaced);
       const std::size_t old_weight = n.weight;
       n.value = result<Value>(std::forward<V>(value));
       n.weight = w;
       s.policy.on_update(n, old_weight);
       set_deadlines(s, n, now, write_ttl);
     } else {
-      it = s.map.try_emplace(std::forward<K>(key), std::in_place, std::forward<V>(value)).first;
-      node& n = it->second;
-      n.key = &it->first;
-      n.hash = h;
-      n.weight = w;
-#if KEEL_HAS_EXCEPTIONS
-      try {
-        set_deadlines(s, n, now, write_ttl);  // may allocate (heap growth)
-      } catch (...) {
-        s.map.erase(it);
-        throw;
-      }
-#else
-      set_deadlines(s, n, now, write_ttl);
-#endif
-      s.policy.on_insert(n);
+      // Everything that may throw (allocation, copying the key and value,
+      // growing the table and the heap) happens before the node is linked.
+      auto fresh = std::make_unique<node>(h, std::forward<K>(key), std::forward<V>(value));
+      fresh->weight = w;
+      s.table.reserve_one();
+      set_deadlines(s, *fresh, now, write_ttl);  // files it in the heap last: nothing after this throws
+      s.policy.on_insert(s.table.insert(std::move(fresh)));
     }
     evict(s, err);
   }
@@ -638,14 +655,15 @@ class cache {
 
   template <class K>
   bool erase_impl(const K& key) {
-    shard& s = shard_for(hash_of(key));
+    const std::uint64_t h = hash_of(key);
+    shard& s = shard_for(h);
     detail::listener_error err;
     bool erased = false;
     {
       write_section section(*this, s, err);
       invalidate_flight(s, key);
-      if (const auto it = s.map.find(key); it != s.map.end()) {
-        remove(s, it, removal_cause::erased, err);
+      if (node* const n = find(s, h, key)) {
+        remove(s, *n, removal_cause::erased, err);
         erased = true;
       }
     }
@@ -657,24 +675,25 @@ class cache {
   load_ticket begin_load_impl(const K& key) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    if (auto hit = read<result<Value>>(s, key)) return load_ticket{shared_load<Value>(std::move(*hit)), load_permit{}};
+    if (auto hit = read<result<Value>>(s, h, key))
+      return load_ticket{shared_load<Value>(std::move(*hit)), load_permit{}};
 
     detail::listener_error err;
     std::optional<load_ticket> ticket;
     {
       write_section section(*this, s, err);
-      auto it = s.map.find(key);
-      if (it != s.map.end() && section.now() >= it->second.deadline()) {
-        remove(s, it, removal_cause::expired, err);
-        it = s.map.end();
+      node* n = find(s, h, key);
+      if (n != nullptr && section.now() >= n->deadline()) {
+        remove(s, *n, removal_cause::expired, err);
+        n = nullptr;
       }
-      if (it != s.map.end()) {  // filled while we took the lock
-        s.policy.on_hit(it->second);
+      if (n != nullptr) {  // filled while we took the lock
+        s.policy.on_hit(*n);
         bump(s.locked_hits);
-        if (access_ttl_ > 0) refresh_access(it->second, section.now());
-        ticket.emplace(load_ticket{shared_load<Value>(it->second.value), load_permit{}});
+        if (access_ttl_ > 0) refresh_access(*n, section.now());
+        ticket.emplace(load_ticket{shared_load<Value>(n->value), load_permit{}});
       } else {
-        s.misses.fetch_add(1, std::memory_order_relaxed);
+        bump(s.misses);
         if (const auto f = s.flights.find(key); f != s.flights.end()) {
           bump(s.coalesced);
           ticket.emplace(load_ticket{shared_load<Value>(f->second), load_permit{}});
@@ -771,6 +790,7 @@ class cache {
 
   [[no_unique_address]] Clock clock_;
   [[no_unique_address]] Hash hash_{};
+  [[no_unique_address]] KeyEqual key_eq_{};
   [[no_unique_address]] Weigher weigher_;
   removal_listener on_removal_;
   std::size_t capacity_ = 0;
