@@ -11,6 +11,7 @@
 
 #include <catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -465,6 +466,37 @@ TEST_CASE("affinity: adding one node to N moves about 1/(N+1) of the keys, all t
   keyed session{keel::affinity_key("session-7")};
   const auto first = lb.pick(session)->node().name;
   for (int i = 0; i < 10; ++i) CHECK(lb.pick(session)->node().name == first);
+}
+
+TEST_CASE("affinity: a key goes to the first ring point at or after its hash", "[balance][affinity]") {
+  // Reference: the ring as documented (points_per_node × weight / mean weight
+  // points per node, at mix64(id × weyl_step + p)), searched with std::lower_bound.
+  for (const int n : {1, 3, 10, 64}) {
+    keel::balancer<node, affinity> lb({}, affinity(key_of));
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> ring;  // hash, node id
+    std::map<std::uint64_t, std::string> names;
+    double total = 0;
+    for (int i = 0; i < n; ++i) total += 1.0 + i % 4;
+    for (int i = 0; i < n; ++i) {
+      const double w = 1.0 + i % 4;
+      const auto id = lb.add({std::to_string(i)}, w).value;
+      names[id] = std::to_string(i);
+      const auto points = std::max<long>(1, std::lround(w / (total / n) * 100));
+      for (long p = 0; p < points; ++p)
+        ring.push_back({keel::detail::mix64(id * keel::detail::weyl_step + static_cast<std::uint64_t>(p)), id});
+    }
+    std::sort(ring.begin(), ring.end());
+    std::uint64_t keys = 12345;
+    for (int k = 0; k < 5000; ++k) {
+      keyed req{keel::detail::splitmix64(keys)};
+      const std::uint64_t h = keel::detail::mix64(req.key);
+      auto it = std::lower_bound(ring.begin(), ring.end(), std::pair<std::uint64_t, std::uint64_t>{h, 0});
+      if (it == ring.end()) it = ring.begin();
+      auto l = lb.pick(req);
+      REQUIRE(l);
+      REQUIRE(l->node().name == names[it->second]);  // dropped at once: no load, pure hashing
+    }
+  }
 }
 
 TEST_CASE("affinity: no node exceeds (1 + epsilon) × the average load", "[balance][affinity]") {

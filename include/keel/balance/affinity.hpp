@@ -26,6 +26,7 @@
 #include <keel/core/detail/fatal.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -66,32 +67,63 @@ class bounded_load_hash {
   struct node_state {};
   static constexpr bool tracks_total_outstanding = true;
 
+  /// The ring, sorted by hash, plus a bucket index on the hashes' top bits:
+  /// first_[k] is the first point whose hash starts with k. With about one
+  /// point per bucket, finding a key's place is one load and a scan of one
+  /// or two points, where a binary search over 100 points per node costs a
+  /// dozen dependent, unpredictable steps (~80 ns over 64 nodes).
   class table {
    public:
     template <class View>
     table(const bounded_load_hash& s, const View& v) {
       const std::size_t n = v.size();
       if (n == 0) return;
+      struct point {
+        std::uint64_t hash;
+        std::uint32_t index;
+      };
+      std::vector<point> ring;
       const double mean = v.total_weight() / static_cast<double>(n);
       for (std::size_t i = 0; i < n; ++i) {
         const double share = v.configured_weight(i) / mean;
         const auto points = std::max<std::size_t>(
             1, static_cast<std::size_t>(std::lround(share * static_cast<double>(s.config_.points_per_node))));
         for (std::size_t p = 0; p < points; ++p)
-          ring_.push_back({detail::mix64(v.id(i).value * detail::weyl_step + p), static_cast<std::uint32_t>(i)});
+          ring.push_back({detail::mix64(v.id(i).value * detail::weyl_step + p), static_cast<std::uint32_t>(i)});
       }
-      std::sort(ring_.begin(), ring_.end(), [](const point& a, const point& b) {
+      std::sort(ring.begin(), ring.end(), [](const point& a, const point& b) {
         return a.hash < b.hash || (a.hash == b.hash && a.index < b.index);
       });
+      for (const point& p : ring) {
+        hashes_.push_back(p.hash);
+        indices_.push_back(p.index);
+      }
+      const std::size_t buckets = std::max<std::size_t>(2, std::bit_floor(ring.size()));
+      shift_ = 64 - static_cast<unsigned>(std::countr_zero(buckets));
+      first_.resize(buckets + 1);
+      std::size_t pos = 0;
+      for (std::size_t k = 0; k < buckets; ++k) {
+        while (pos < hashes_.size() && (hashes_[pos] >> shift_) < k) ++pos;
+        first_[k] = static_cast<std::uint32_t>(pos);
+      }
+      first_[buckets] = static_cast<std::uint32_t>(hashes_.size());
     }
 
    private:
     friend class bounded_load_hash;
-    struct point {
-      std::uint64_t hash;
-      std::uint32_t index;
-    };
-    std::vector<point> ring_;
+    /// The first ring position whose hash is ≥ h (std::lower_bound), or the ring's size.
+    std::size_t lower_bound(std::uint64_t h) const noexcept {
+      const std::size_t bucket = static_cast<std::size_t>(h >> shift_);
+      std::size_t pos = first_[bucket];
+      const std::size_t end = first_[bucket + 1];
+      while (pos < end && hashes_[pos] < h) ++pos;
+      return pos;
+    }
+
+    std::vector<std::uint64_t> hashes_;   ///< ring points, sorted
+    std::vector<std::uint32_t> indices_;  ///< the node of each point
+    std::vector<std::uint32_t> first_;    ///< bucket index, one entry more than buckets
+    unsigned shift_ = 63;
   };
 
   explicit bounded_load_hash(KeyOf key_of, const config& c = {}) : key_of_(std::move(key_of)), config_(c) {
@@ -104,18 +136,19 @@ class bounded_load_hash {
     static_assert(std::is_invocable_r_v<std::uint64_t, const KeyOf&, ctx_t&>,
                   "keel::bounded_load_hash: call pick(ctx) with a request the key function accepts "
                   "(pick() without a context has no key to hash)");
-    const auto& ring = t.ring_;
-    if (ring.empty()) return detail::no_node;
+    const std::size_t points = t.hashes_.size();
+    if (points == 0) return detail::no_node;
     const std::uint64_t h = detail::mix64(static_cast<std::uint64_t>(std::invoke(key_of_, v.context())));
-    auto it = std::lower_bound(ring.begin(), ring.end(), h, [](const auto& p, std::uint64_t x) { return p.hash < x; });
-    std::size_t pos = static_cast<std::size_t>(it - ring.begin());
-    // The bound uses the load after this call is placed: total + 1.
+    std::size_t pos = t.lower_bound(h);
+    // The bound uses the load after this call is placed: total + 1. A node
+    // takes the call while outstanding + 1 ≤ ⌈bound⌉, i.e. outstanding < bound.
     const double average = static_cast<double>(v.total_outstanding() + 1) / v.total_weight();
-    for (std::size_t step = 0; step < ring.size(); ++step, ++pos) {
-      const std::size_t i = ring[pos % ring.size()].index;
+    const double per_weight = (1.0 + config_.epsilon) * average;
+    for (std::size_t step = 0; step < points; ++step, ++pos) {
+      if (pos == points) pos = 0;
+      const std::size_t i = t.indices_[pos];
       if (!v.usable(i)) continue;
-      const double bound = std::ceil((1.0 + config_.epsilon) * average * v.configured_weight(i));
-      if (static_cast<double>(v.outstanding(i) + 1) <= bound) return i;
+      if (static_cast<double>(v.outstanding(i)) < per_weight * v.configured_weight(i)) return i;
     }
     // Every usable node is at its bound (possible only while some are
     // ejected): the least loaded relative to weight takes it.
