@@ -24,7 +24,8 @@
 // reservation is never dropped. 37 to 73 bytes per std::uint64_t key: a
 // 32-byte slot in a table 7/16 to 7/8 full (docs/rate-limiting.md).
 //
-// Concurrency: each shard is a mutex around an open-addressing table that
+// Concurrency: each shard is a mutex (detail/shard_mutex.hpp: a futex mutex
+// inlined, a few instructions uncontended) around an open-addressing table that
 // holds keys and states inline (detail/key_table.hpp: one cache line per
 // lookup), padded to its own cache lines; calls for keys in different shards
 // do not contend. With many keys, that line is a cache miss (the tables
@@ -43,6 +44,7 @@
 #include <keel/core/result.hpp>
 #include <keel/limit/detail/gcra_math.hpp>
 #include <keel/limit/detail/key_table.hpp>
+#include <keel/limit/detail/shard_mutex.hpp>
 #include <keel/limit/detail/tier_table.hpp>
 #include <keel/limit/gcra.hpp>
 #include <keel/limit/rate_limit.hpp>
@@ -87,7 +89,7 @@ class keyed_limiter {
   // core finds it without waiting for the line that the mutex writes.
   struct alignas(detail::cache_line) shard {
     explicit shard(const Hash& h, const KeyEqual& eq, const Allocator& a) : tiers(a), entries(h, eq, a) {}
-    mutable std::mutex mutex;
+    mutable detail::shard_mutex mutex;
     detail::tier_table<Allocator> tiers;
     std::int64_t next_sweep = detail::i64_min;  ///< a sweep before this time would free little
     std::size_t hinted = 0;                     ///< keys whose rest time next_sweep accounts for

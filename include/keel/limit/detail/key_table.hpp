@@ -97,28 +97,19 @@ class key_table {
   slot* find(const Key& key, std::size_t hash) noexcept {
     const view v = slots();
     if (v.mask == 0) return nullptr;
-    for (std::size_t i = home(hash, v.mask);; i = (i + 1) & v.mask) {
-      slot& s = v[i];
-      if (s.id == 0) return nullptr;
-      if (eq_(s.key(), key)) return &s;
-    }
+    slot& s = probe(v, hash, [&](const slot& at) { return at.id == 0 || eq_(at.key(), key); });
+    return s.id == 0 ? nullptr : &s;
   }
 
   /// The slot with `id`, which was inserted with `hash` and is still present.
   slot& find_id(std::size_t hash, std::uint64_t id) noexcept {
-    const view v = slots();
-    std::size_t i = home(hash, v.mask);
-    while (v[i].id != id) i = (i + 1) & v.mask;
-    return v[i];
+    return probe(slots(), hash, [&](const slot& at) { return at.id == id; });
   }
 
   /// Inserts a key known to be absent; grows (allocates) past 7/8 load. Strong guarantee.
   slot& insert(const Key& key, std::size_t hash, const key_state& st) {
     if ((size_ + 1) * max_load_den > capacity() * max_load_num) grow();
-    const view v = slots();
-    std::size_t i = home(hash, v.mask);
-    while (v[i].id != 0) i = (i + 1) & v.mask;
-    slot& s = v[i];
+    slot& s = probe(slots(), hash, [](const slot& at) { return at.id == 0; });
     ::new (static_cast<void*>(s.key_bytes)) Key(key);  // may throw: nothing changed yet
     s.state = st;
     s.id = next_id_++;
@@ -168,6 +159,18 @@ class key_table {
   // The first slot of a line: the low bits of the spread hash pick the line.
   static std::size_t home(std::size_t hash, std::size_t mask) noexcept {
     return static_cast<std::size_t>(spread(hash)) & mask & ~(per_line - 1);
+  }
+
+  // The first slot from `hash`'s home, in probe order, where stop(slot) holds
+  // (there is one: the table always has an empty slot). A home is the start
+  // of a line, so the walk goes line by line, each line's slots in order.
+  template <class Stop>
+  static slot& probe(const view& v, std::size_t hash, Stop&& stop) noexcept {
+    const std::size_t line_mask = v.mask / per_line;
+    for (std::size_t l = home(hash, v.mask) / per_line;; l = (l + 1) & line_mask) {
+      for (slot& s : v.lines[l].slots)
+        if (stop(std::as_const(s))) return s;
+    }
   }
 
   void erase_at(const view& v, std::size_t hole) {
