@@ -77,8 +77,8 @@ TEST_CASE("W-TinyLFU opens its window to the whole cache on a sliding working se
   CHECK(tiny.policy().window_capacity() == capacity / 100);  // starts at 1%
   std::size_t max_window = 0;
   std::size_t unused = 0;
-  const double tiny_ratio = sliding(tiny, 570, 600, max_window);
-  const double lru_ratio = sliding(lru, 570, 600, unused);
+  const double tiny_ratio = sliding(tiny, 570, 1200, max_window);
+  const double lru_ratio = sliding(lru, 570, 1200, unused);
   CAPTURE(tiny_ratio, lru_ratio, max_window, tiny.policy().window_capacity());
   CHECK(max_window == capacity);                                // the recency alarm tried pure LRU...
   CHECK(tiny.policy().window_capacity() >= capacity * 9 / 10);  // ...and it stayed, because it was better
@@ -96,10 +96,10 @@ TEST_CASE("W-TinyLFU's window comes back down when frequency wins again (a loop 
   // A loop over 1500 keys: LRU (a full window) never hits; a small window
   // with frequency admission keeps a stable part of the loop.
   std::size_t hits_late = 0;
-  for (int pass = 0; pass < 200; ++pass)
+  for (int pass = 0; pass < 400; ++pass)
     for (std::uint64_t k = 0; k < 1500; ++k) {
       const bool hit = tiny.access((1ULL << 40) + k);
-      if (pass >= 150) hits_late += hit ? 1 : 0;
+      if (pass >= 350) hits_late += hit ? 1 : 0;
     }
   CAPTURE(tiny.policy().window_capacity(), hits_late);
   CHECK(tiny.policy().window_capacity() <= capacity / 10);

@@ -30,14 +30,16 @@
 //    evidence is in the admission decisions themselves, judged as Belady would
 //    judge them (whoever is needed first should have stayed): two small ghost
 //    tables remember the keys admission recently threw out — candidates it
-//    rejected and main victims it evicted for a candidate. If, within one sample,
-//    rejected candidates come back far more often than evicted victims (≥ 6×,
-//    and on ≥ 10% of misses), frequency is turning away the keys needed next:
-//    the window jumps to the whole cache (plain LRU) for a sample. The
-//    climber's next step is as large, so if that trial sample's hit ratio is
-//    worse the window jumps straight back. ARC (Megiddo & Modha, FAST 2003)
-//    moves its recency/frequency split on the same kind of ghost hits. The
-//    alarm costs work on misses and evictions only; a hit does what it did before.
+//    rejected and main victims it evicted for a candidate. If, from two tenths
+//    into a sample on, rejected candidates have come back far more often than
+//    evicted victims (≥ 10×, and on ≥ 10% of misses), frequency is turning away the
+//    keys needed next: the window becomes the whole cache (plain LRU) for a
+//    trial of 3 × capacity requests. If the trial's hit ratio is below that of
+//    the requests before it, the window goes back; otherwise it stays, and the
+//    climber's next step is almost as large, so the first worse sample (the
+//    recency phase is over) sends the window straight back down. ARC (Megiddo & Modha, FAST 2003) moves
+//    its recency/frequency split on the same kind of ghost hits. The alarm
+//    costs work on misses and evictions only; a hit does what it did before.
 //
 //   keel::cache<std::string, embedding> cache({.capacity = 100'000});  // w_tinylfu by default
 #pragma once
@@ -72,8 +74,11 @@ class w_tinylfu {
   void on_insert(detail::policy_entry& e) noexcept {
     sketch_.increment(e.hash);
     ++misses_in_sample_;
-    if (rejected_.take(e.hash)) ++candidate_returns_;  // a miss on a key admission threw out
-    if (evicted_.take(e.hash)) ++victim_returns_;
+    if (evicted_.take(e.hash)) ++victim_returns_;  // a miss on a key admission threw out
+    if (rejected_.take(e.hash)) {
+      ++candidate_returns_;
+      if (recency_alarm()) start_trial();
+    }
     e.queue = window;
     window_.push_front(e);
     climb_when_sampled();
@@ -145,8 +150,9 @@ class w_tinylfu {
   static constexpr double step_decay = 0.98;                            // HILL_CLIMBER_STEP_DECAY_RATE
   static constexpr double restart_threshold = 0.05;                     // HILL_CLIMBER_RESTART_THRESHOLD
   static constexpr unsigned hash_flood_threshold = 6;                   // ADMIT_HASHDOS_THRESHOLD
-  static constexpr std::uint64_t alarm_ratio = 6;                       // candidate returns vs victim returns (+1)...
+  static constexpr std::uint64_t alarm_ratio = 10;                      // candidate returns vs victim returns (+1)...
   static constexpr std::uint64_t alarm_share = 10;                      // ...on at least 1/10 of the sample's misses
+  static constexpr double trial_won_step = 0.98;                        // after a won trial, a worse sample jumps back
   static constexpr std::size_t ghost_slots_max = std::size_t{1} << 18;  // 512 KiB a table at most
 
   // The recency alarm's memory of keys admission threw out lately (one table
@@ -225,22 +231,50 @@ class w_tinylfu {
 
   void climb_when_sampled() noexcept {
     const std::uint64_t seen = hits_in_sample_ + misses_in_sample_;
-    if (seen < sample_size_) return;
+    if (seen < (trial_ ? sample_size_ * 3 / 10 : sample_size_)) return;
     const double hit_ratio = static_cast<double>(hits_in_sample_) / static_cast<double>(seen);
     const double change = hit_ratio - previous_hit_ratio_;
-    double amount = change >= 0 ? step_ : -step_;
-    // The recency alarm (see the header comment): try the whole cache as window.
-    if (candidate_returns_ >= alarm_ratio * (victim_returns_ + 1) &&
-        candidate_returns_ * alarm_share >= misses_in_sample_)
-      amount = static_cast<double>(capacity_);
-    victim_returns_ = candidate_returns_ = 0;
-    step_ = std::abs(change) >= restart_threshold
-                ? step_percent * static_cast<double>(capacity_) * (amount >= 0 ? 1.0 : -1.0)
-                : step_decay * amount;
-    previous_hit_ratio_ = hit_ratio;
-    hits_in_sample_ = misses_in_sample_ = 0;
-    window_size_ = std::clamp(window_size_ + amount, 0.0, static_cast<double>(capacity_));
+    const double cap = static_cast<double>(capacity_);
+    if (trial_) {  // judge the trial: keep the whole-cache window if it did not lose
+      trial_ = false;
+      if (change < 0) window_size_ = window_before_trial_;
+      step_ = change < 0 ? -step_percent * cap : trial_won_step * cap;
+    } else {
+      const double amount = change >= 0 ? step_ : -step_;
+      step_ =
+          std::abs(change) >= restart_threshold ? step_percent * cap * (amount >= 0 ? 1.0 : -1.0) : step_decay * amount;
+      window_size_ = std::clamp(window_size_ + amount, 0.0, cap);
+    }
+    start_sample(hit_ratio);
     resize_main();
+  }
+
+  // The recency alarm (see the header comment), checked when a rejected
+  // candidate returns, once a fifth of a sample (2 × capacity requests) has
+  // been seen: fewer returns than that are noise.
+  bool recency_alarm() const noexcept {
+    return !trial_ && max_window_ < capacity_ && hits_in_sample_ + misses_in_sample_ >= sample_size_ / 5 &&
+           candidate_returns_ >= alarm_ratio * (victim_returns_ + 1) &&
+           candidate_returns_ * alarm_share >= misses_in_sample_;
+  }
+
+  // A trial of plain LRU: the whole cache becomes window for 3 × capacity
+  // requests (long enough to fill it with recent keys), judged against the hit
+  // ratio of the requests seen since the last sample. A lost trial puts the
+  // window back; after a won one the climber's step is 98% of the cache.
+  void start_trial() noexcept {
+    const std::uint64_t seen = hits_in_sample_ + misses_in_sample_;
+    trial_ = true;
+    window_before_trial_ = window_size_;
+    window_size_ = static_cast<double>(capacity_);
+    start_sample(static_cast<double>(hits_in_sample_) / static_cast<double>(seen));
+    resize_main();
+  }
+
+  void start_sample(double previous_hit_ratio) noexcept {
+    previous_hit_ratio_ = previous_hit_ratio;
+    hits_in_sample_ = misses_in_sample_ = 0;
+    victim_returns_ = candidate_returns_ = 0;
   }
 
   void resize_main() noexcept {
@@ -267,6 +301,8 @@ class w_tinylfu {
   ghost_table evicted_;                  // main victims that lost to a candidate
   std::uint64_t candidate_returns_ = 0;  // misses on keys admission rejected, this sample
   std::uint64_t victim_returns_ = 0;     // misses on main victims admission evicted, this sample
+  double window_before_trial_ = 0;
+  bool trial_ = false;  // the window is the whole cache on trial (the recency alarm rang)
 };
 
 static_assert(eviction_policy<w_tinylfu>);
