@@ -201,3 +201,37 @@ TEST_CASE("a million distinct keys stay within max_keys and bounded memory", "[l
     CHECK(bytes.peak <= max_keys * 160);
   }
 }
+
+namespace {
+// A key whose copy throws when asked to: the table copies a key when it adds it.
+struct fragile_key {
+  int id;
+  bool throws_on_copy;
+  fragile_key(int i, bool t) : id(i), throws_on_copy(t) {}
+  fragile_key(const fragile_key& o) : id(o.id), throws_on_copy(o.throws_on_copy) {
+    if (throws_on_copy) throw std::runtime_error("copy failed");
+  }
+  fragile_key(fragile_key&&) noexcept = default;
+  fragile_key& operator=(const fragile_key&) = default;
+  friend bool operator==(const fragile_key& a, const fragile_key& b) { return a.id == b.id; }
+};
+struct fragile_hash {
+  std::size_t operator()(const fragile_key& k) const noexcept { return std::hash<int>()(k.id); }
+};
+}  // namespace
+
+TEST_CASE("a key whose copy throws while being added leaves the limiter unchanged", "[limit][keyed]") {
+  keel::manual_clock clock;
+  keel::keyed_limiter<fragile_key, keel::manual_clock, fragile_hash> l{
+      [](const fragile_key& k) { return keel::rate_limit::per_second(10, k.id < 100 ? 2 : 4); }, one_shard(100), clock};
+  CHECK_THROWS_AS(l.try_acquire(fragile_key{1, true}), std::runtime_error);
+  CHECK_THROWS_AS(l.reserve(fragile_key{200, true}, 1), std::runtime_error);
+  CHECK(l.size() == 0);
+  // The same keys, copyable now, start fresh with their own tiers.
+  CHECK(drain(l, fragile_key{1, false}) == 2);
+  CHECK(drain(l, fragile_key{200, false}) == 4);
+  for (int k = 2; k < 40; ++k) CHECK(l.try_acquire(fragile_key{k, false}));  // the table grows past its first array
+  CHECK(l.size() == 40);
+  clock.advance(1s);
+  CHECK(l.sweep() == 40);
+}

@@ -8,7 +8,7 @@
 // lengths stay short under constant churn.
 //
 // Made for one cache line per lookup. A slot is small — for a std::uint64_t
-// key 32 bytes: key, TAT, id, and a 32-bit tier index (the GCRA parameters
+// key 32 bytes: key, TAT, id, pins, and a 32-bit tier index (the GCRA parameters
 // live once per distinct quota, detail/tier_table.hpp) — and its alignment is
 // its size rounded up to a power of two, so no slot straddles two lines. A
 // key's home is the first slot of a cache line, so the first line read holds
