@@ -323,15 +323,7 @@ class balancer {
   class lease {
    public:
     lease(lease&&) noexcept = default;
-    lease& operator=(lease&& other) noexcept {
-      if (this != &other) {
-        drop();
-        link_ = std::move(other.link_);
-        node_ = other.node_;
-        start_ns_ = other.start_ns_;
-      }
-      return *this;
-    }
+    lease& operator=(lease&& other) noexcept { return detail::replace_permit(*this, std::move(other)); }
     ~lease() { drop(); }
 
     bool active() const noexcept { return link_.active(); }

@@ -336,15 +336,7 @@ template <class Key, clock Clock, class Hash, class KeyEqual, class Allocator>
 class keyed_limiter<Key, Clock, Hash, KeyEqual, Allocator>::reservation {
  public:
   reservation(reservation&& other) noexcept = default;
-  reservation& operator=(reservation&& other) noexcept {
-    if (this != &other) {
-      drop();
-      link_ = std::move(other.link_);
-      where_ = other.where_;
-      estimate_ = other.estimate_;
-    }
-    return *this;
-  }
+  reservation& operator=(reservation&& other) noexcept { return detail::replace_permit(*this, std::move(other)); }
   ~reservation() { drop(); }
 
   bool active() const noexcept { return link_.active(); }
