@@ -66,6 +66,7 @@ class w_tinylfu {
         window_size_(static_cast<double>(capacity) * initial_window),
         step_(-static_cast<double>(capacity) * step_percent),
         sample_size_(sketch_.sample_size()),
+        sample_length_(sample_size_),
         rejected_(std::min<std::size_t>(capacity, ghost_slots_max)),
         evicted_(std::min<std::size_t>(capacity, ghost_slots_max)) {
     resize_main();
@@ -231,7 +232,7 @@ class w_tinylfu {
 
   void climb_when_sampled() noexcept {
     const std::uint64_t seen = hits_in_sample_ + misses_in_sample_;
-    if (seen < (trial_ ? sample_size_ * 3 / 10 : sample_size_)) return;
+    if (seen < sample_length_) return;
     const double hit_ratio = static_cast<double>(hits_in_sample_) / static_cast<double>(seen);
     const double change = hit_ratio - previous_hit_ratio_;
     const double cap = static_cast<double>(capacity_);
@@ -245,7 +246,7 @@ class w_tinylfu {
           std::abs(change) >= restart_threshold ? step_percent * cap * (amount >= 0 ? 1.0 : -1.0) : step_decay * amount;
       window_size_ = std::clamp(window_size_ + amount, 0.0, cap);
     }
-    start_sample(hit_ratio);
+    start_sample(hit_ratio, sample_size_);
     resize_main();
   }
 
@@ -267,12 +268,13 @@ class w_tinylfu {
     trial_ = true;
     window_before_trial_ = window_size_;
     window_size_ = static_cast<double>(capacity_);
-    start_sample(static_cast<double>(hits_in_sample_) / static_cast<double>(seen));
+    start_sample(static_cast<double>(hits_in_sample_) / static_cast<double>(seen), sample_size_ * 3 / 10);
     resize_main();
   }
 
-  void start_sample(double previous_hit_ratio) noexcept {
+  void start_sample(double previous_hit_ratio, std::uint64_t length) noexcept {
     previous_hit_ratio_ = previous_hit_ratio;
+    sample_length_ = length;
     hits_in_sample_ = misses_in_sample_ = 0;
     victim_returns_ = candidate_returns_ = 0;
   }
@@ -293,7 +295,8 @@ class w_tinylfu {
   double previous_hit_ratio_ = 0;
   std::uint64_t hits_in_sample_ = 0;
   std::uint64_t misses_in_sample_ = 0;
-  std::uint64_t sample_size_;
+  std::uint64_t sample_size_;    // requests per climbing sample (10 × capacity, as the sketch ages)
+  std::uint64_t sample_length_;  // this sample's: sample_size_, or shorter for an LRU trial
   std::size_t max_window_ = 0;
   std::size_t max_protected_ = 0;
   std::uint64_t random_ = 0;
