@@ -201,8 +201,8 @@ BENCHMARK(get_hit<mutex_lru>)->Name("cache/mutex_lru/get_hit")->Apply(keel_bench
 BENCHMARK(get_hit<keel_cache>)->Name("cache/keel/get_hit")->Threads(2)->UseRealTime();
 BENCHMARK(get_hit<keel_lru_cache>)->Name("cache/keel_lru/get_hit")->Threads(2)->UseRealTime();
 BENCHMARK(get_hit<mutex_lru>)->Name("cache/mutex_lru/get_hit")->Threads(2)->UseRealTime();
-BENCHMARK(mixed_90_10<keel_mixed>)->Name("cache/keel/mixed_90_10");
-BENCHMARK(mixed_90_10<lru_mixed>)->Name("cache/mutex_lru/mixed_90_10");
+BENCHMARK(mixed_90_10<keel_mixed>)->Name("cache/keel/mixed_90_10")->Apply(keel_bench::fixed_iterations);
+BENCHMARK(mixed_90_10<lru_mixed>)->Name("cache/mutex_lru/mixed_90_10")->Apply(keel_bench::fixed_iterations);
 BENCHMARK(mixed_90_10<keel_mixed>)->Name("cache/keel/mixed_90_10")->Threads(2)->UseRealTime();
 BENCHMARK(mixed_90_10<lru_mixed>)->Name("cache/mutex_lru/mixed_90_10")->Threads(2)->UseRealTime();
 BENCHMARK(single_flight<keel_flight>)->Name("cache/keel/single_flight")->Threads(2)->UseRealTime();

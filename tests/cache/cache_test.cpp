@@ -5,6 +5,7 @@
 
 #include <catch.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -177,4 +178,38 @@ TEST_CASE("a throwing weigher changes nothing", "[cache][weight]") {
   CHECK_THROWS_AS(c.put(-1, 1), std::invalid_argument);
   CHECK(c.size() == 1);
   CHECK(c.get(1).has_value());
+}
+
+namespace {
+// A value whose move throws on demand: the cache moves it into a new entry.
+struct fragile {
+  static inline bool fail = false;
+  int v = 0;
+  explicit fragile(int x) : v(x) {}
+  fragile(const fragile&) = default;
+  fragile(fragile&& o) : v(o.v) {
+    if (fail) throw std::runtime_error("no room for the value");
+  }
+  fragile& operator=(const fragile&) = default;
+  fragile& operator=(fragile&&) = default;
+};
+}  // namespace
+
+TEST_CASE("a value that throws while being stored changes nothing, and its storage is reused", "[cache]") {
+  keel::cache<int, fragile, keel::lru, keel::manual_clock> c(
+      {.capacity = 4, .shards = 1, .expire_after_write = std::chrono::seconds(1)});
+  c.put(1, fragile(1));
+  fragile::fail = true;
+  CHECK_THROWS_WITH(c.put(2, fragile(2)), "no room for the value");
+  fragile::fail = false;
+  CHECK(c.size() == 1);
+  CHECK_FALSE(c.get(2).has_value());
+  bool consistent = false;
+  c.inspect([&](std::size_t, std::size_t w, bool ok) { consistent = ok && w == 1; });
+  CHECK(consistent);
+  for (int k = 2; k < 40; ++k) c.put(k, fragile(k));  // churn through evictions: storage is recycled
+  CHECK(c.size() == 4);
+  CHECK(c.get(39)->v == 39);
+  c.inspect([&](std::size_t, std::size_t w, bool ok) { consistent = ok && w == 4; });
+  CHECK(consistent);
 }

@@ -425,13 +425,14 @@ class cache {
   }
 
   // The exclusive side of a shard: replays buffered reads, sweeps a few expired
-  // entries, and on exit publishes size and weight before unlocking.
+  // entries, and on exit publishes size and weight before unlocking. Reads the
+  // clock once, when first needed: a write that sets no deadline in a shard
+  // with nothing to expire does not read it at all.
   class write_section {
    public:
-    write_section(cache& c, shard& s, detail::listener_error& err) : shard_(s), lock_(s.mutex) {
+    write_section(cache& c, shard& s, detail::listener_error& err) : cache_(c), shard_(s), lock_(s.mutex) {
       s.mutex.drain([&](detail::policy_entry& e) { s.policy.on_hit(e); });
-      now_ = detail::now_ns(c.clock_);
-      c.sweep(s, now_, sweep_budget, err);
+      if (!s.heap.empty()) c.sweep(s, now(), sweep_budget, err);
     }
     ~write_section() {
       shard_.published_size.store(shard_.table.size(), std::memory_order_relaxed);
@@ -439,12 +440,16 @@ class cache {
     }
     write_section(const write_section&) = delete;
     write_section& operator=(const write_section&) = delete;
-    std::int64_t now() const noexcept { return now_; }
+    std::int64_t now() noexcept {
+      if (!now_) now_ = detail::now_ns(cache_.clock_);
+      return *now_;
+    }
 
    private:
+    cache& cache_;
     shard& shard_;
     std::unique_lock<detail::shard_lock> lock_;
-    std::int64_t now_ = 0;
+    std::optional<std::int64_t> now_;
   };
 
   static constexpr std::size_t sweep_budget = 16;
@@ -583,9 +588,11 @@ class cache {
   }
 
   // Sets the deadlines of a node just written and files it in the expiry heap.
-  void set_deadlines(shard& s, node& n, std::int64_t now, std::optional<std::int64_t> write_ttl) {
+  void set_deadlines(shard& s, node& n, write_section& section, std::optional<std::int64_t> write_ttl) {
     const std::int64_t ttl = write_ttl.value_or(write_ttl_);
-    n.write_deadline = write_ttl || ttl > 0 ? detail::sat_add(now, ttl) : detail::no_deadline;
+    const bool by_write = write_ttl || ttl > 0;
+    const std::int64_t now = by_write || access_ttl_ > 0 ? section.now() : 0;
+    n.write_deadline = by_write ? detail::sat_add(now, ttl) : detail::no_deadline;
     n.access_deadline.store(access_ttl_ > 0 ? detail::sat_add(now, access_ttl_) : detail::no_deadline,
                             std::memory_order_relaxed);
     const std::int64_t d = n.deadline();
@@ -607,7 +614,7 @@ class cache {
   // Inserts or replaces `key` with `value` (a Value or a rejection) under the
   // exclusive lock, then evicts down to capacity.
   template <class K, class V>
-  void store(shard& s, std::uint64_t h, K&& key, V&& value, std::size_t w, std::int64_t now,
+  void store(shard& s, std::uint64_t h, K&& key, V&& value, std::size_t w, write_section& section,
              std::optional<std::int64_t> write_ttl, detail::listener_error& err) {
     node* const old = find(s, h, key);
     if (w > s.capacity) {  // can never fit: drop it (and the value it would have replaced)
@@ -623,15 +630,17 @@ class cache {
       n.value = result<Value>(std::forward<V>(value));
       n.weight = w;
       s.policy.on_update(n, old_weight);
-      set_deadlines(s, n, now, write_ttl);
+      set_deadlines(s, n, section, write_ttl);
     } else {
-      // Everything that may throw (allocation, copying the key and value,
-      // growing the table and the heap) happens before the node is linked.
-      auto fresh = std::make_unique<node>(h, std::forward<K>(key), std::forward<V>(value));
-      fresh->weight = w;
+      // Everything that may throw (growing the table and the heap, building
+      // the node: allocation, copying the key and value) comes first.
       s.table.reserve_one();
-      set_deadlines(s, *fresh, now, write_ttl);  // files it in the heap last: nothing after this throws
-      s.policy.on_insert(s.table.insert(std::move(fresh)));
+      s.heap.reserve_one();
+      node& n = *s.table.make(h, std::forward<K>(key), std::forward<V>(value));
+      n.weight = w;
+      set_deadlines(s, n, section, write_ttl);  // cannot throw now
+      s.table.insert(n);
+      s.policy.on_insert(n);
     }
     evict(s, err);
   }
@@ -648,7 +657,7 @@ class cache {
     {
       write_section section(*this, s, err);
       invalidate_flight(s, key);
-      store(s, h, std::move(key), std::move(value), w, section.now(), ttl, err);
+      store(s, h, std::move(key), std::move(value), w, section, ttl, err);
     }
     err.rethrow();
   }
@@ -683,7 +692,7 @@ class cache {
     {
       write_section section(*this, s, err);
       node* n = find(s, h, key);
-      if (n != nullptr && section.now() >= n->deadline()) {
+      if (n != nullptr && n->expires && section.now() >= n->deadline()) {
         remove(s, *n, removal_cause::expired, err);
         n = nullptr;
       }
@@ -743,9 +752,9 @@ class cache {
       if (!outcome.has_value()) bump(s.load_failures);
       if (f->invalidated) return;
       if (outcome.has_value()) {
-        store(s, h, key, *outcome, w, section.now(), std::nullopt, err);
+        store(s, h, key, *outcome, w, section, std::nullopt, err);
       } else if (negative_ttl_ > 0) {
-        store(s, h, key, outcome.error(), w, section.now(), negative_ttl_, err);
+        store(s, h, key, outcome.error(), w, section, negative_ttl_, err);
       }
     };
 #if KEEL_HAS_EXCEPTIONS

@@ -10,6 +10,7 @@
 // the entry still alive.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -28,6 +29,11 @@ class expiry_heap {
   bool empty() const noexcept { return heap_.empty(); }
   std::size_t size() const noexcept { return heap_.size(); }
   expiry_entry* top() const noexcept { return heap_.empty() ? nullptr : heap_.front(); }
+
+  /// Makes room for one more push(), which then cannot throw; may allocate.
+  void reserve_one() {
+    if (heap_.size() == heap_.capacity()) heap_.reserve(std::max<std::size_t>(16, 2 * heap_.size()));
+  }
 
   /// Files `e` (not yet in the heap) under `deadline`; may allocate.
   void push(expiry_entry& e, std::int64_t deadline) {

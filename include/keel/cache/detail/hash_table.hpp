@@ -8,23 +8,31 @@
 // shard with high bits); a node keeps the hash's high half as a tag, checked
 // before the key is compared, and the whole hash (for rehashing) in its
 // policy hooks. Nodes are allocated one by one, so their addresses are stable
-// (the policy's lists and the read buffers point at them) until erase().
+// (the policy's lists and the read buffers point at them) until erase(). The
+// storage of erased nodes is kept for the next inserts (up to `spares_kept`
+// nodes), so a cache at capacity, which evicts one entry per insert, does not
+// go to the allocator on a write.
 //
 // Node must provide `Node* chain` and `std::uint32_t tag` (the table's),
-// and `std::uint64_t hash` (set before insert()).
+// and `std::uint64_t hash` (set by its constructor).
 //
 //   detail::hash_table<node> table;
-//   table.insert(std::make_unique<node>(...));                       // may grow
-//   node* n = table.find(h, [&](const node& x) { return x.key == key; });
-//   table.erase(*n);
+//   table.reserve_one();                      // may throw; then nothing below does
+//   node* n = table.make(hash, key, value);   // may throw (the node's constructor)
+//   table.insert(*n);
+//   node* found = table.find(hash, [&](const node& x) { return x.key == key; });
+//   table.erase(*found);
 //
 // Not thread-safe: find() runs under the shard lock shared, the rest under it
 // exclusively.
 #pragma once
 
+#include <keel/core/config.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <utility>
 
 namespace keel::detail {
@@ -33,7 +41,10 @@ template <class Node>
 class hash_table {
  public:
   hash_table() : buckets_(std::make_unique<Node*[]>(initial_buckets)), mask_(initial_buckets - 1) {}
-  ~hash_table() { clear(); }
+  ~hash_table() {
+    clear();
+    while (spares_ != nullptr) deallocate(std::exchange(spares_, spares_->next));
+  }
   hash_table(const hash_table&) = delete;
   hash_table& operator=(const hash_table&) = delete;
 
@@ -68,14 +79,27 @@ class hash_table {
     mask_ = count - 1;
   }
 
-  /// Takes `n` (its hash set, not already in the table).
-  Node& insert(std::unique_ptr<Node> n) {
-    reserve_one();
-    Node* p = n.release();
-    p->tag = tag_of(p->hash);
-    link(buckets_.get(), mask_, p);
+  /// A new node, not in the table yet: insert() or destroy() it.
+  template <class... Args>
+  Node* make(Args&&... args) {
+    void* storage = take();
+#if KEEL_HAS_EXCEPTIONS
+    try {
+      return ::new (storage) Node(std::forward<Args>(args)...);
+    } catch (...) {
+      release(storage);
+      throw;
+    }
+#else
+    return ::new (storage) Node(std::forward<Args>(args)...);
+#endif
+  }
+
+  /// Links `n` (from make()); call reserve_one() first.
+  void insert(Node& n) noexcept {
+    n.tag = tag_of(n.hash);
+    link(buckets_.get(), mask_, &n);
     ++size_;
-    return *p;
   }
 
   /// Unlinks and destroys `n`.
@@ -84,7 +108,13 @@ class hash_table {
     while (*at != &n) at = &(*at)->chain;
     *at = n.chain;
     --size_;
-    delete &n;
+    destroy(n);
+  }
+
+  /// Destroys a node from make() that was never inserted (or was unlinked).
+  void destroy(Node& n) noexcept {
+    n.~Node();
+    release(&n);
   }
 
   template <class F>
@@ -97,7 +127,7 @@ class hash_table {
   /// Destroys every node (keeps the buckets' size).
   void clear() noexcept {
     for (std::size_t b = 0; b <= mask_; ++b) {
-      for (Node* n = buckets_[b]; n != nullptr;) delete std::exchange(n, n->chain);
+      for (Node* n = buckets_[b]; n != nullptr;) destroy(*std::exchange(n, n->chain));
       buckets_[b] = nullptr;
     }
     size_ = 0;
@@ -105,6 +135,26 @@ class hash_table {
 
  private:
   static constexpr std::size_t initial_buckets = 16;
+  static constexpr std::size_t spares_kept = 64;
+
+  struct spare {
+    spare* next;
+  };
+
+  static void* allocate() { return ::operator new (sizeof(Node), std::align_val_t{alignof(Node)}); }
+  static void deallocate(void* p) noexcept { ::operator delete (p, std::align_val_t{alignof(Node)}); }
+
+  void* take() {
+    if (spares_ == nullptr) return allocate();
+    --spare_count_;
+    return std::exchange(spares_, spares_->next);
+  }
+
+  void release(void* storage) noexcept {
+    if (spare_count_ == spares_kept) return deallocate(storage);
+    spares_ = ::new (storage) spare{spares_};
+    ++spare_count_;
+  }
 
   static void link(Node** buckets, std::size_t mask, Node* n) noexcept {
     Node*& head = buckets[n->hash & mask];
@@ -115,6 +165,8 @@ class hash_table {
   std::unique_ptr<Node*[]> buckets_;
   std::size_t mask_;
   std::size_t size_ = 0;
+  spare* spares_ = nullptr;  // storage of erased nodes, reused by make()
+  std::size_t spare_count_ = 0;
 };
 
 }  // namespace keel::detail

@@ -144,13 +144,15 @@ class shard_lock {
 
   stripe& enter() noexcept {
     std::uint32_t probe = reader_probe;
-    if (probe == 0) probe = reader_probe = next_reader_probe.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (probe == 0) [[unlikely]]
+      probe = reader_probe = next_reader_probe.fetch_add(1, std::memory_order_relaxed) + 1;
     for (;;) {
       stripe& s = stripes_[probe & mask_];
       const std::uint32_t before = s.state.fetch_add(1, std::memory_order_acquire);
+      if (before == 0) [[likely]]
+        return s;
       if ((before & writer) == 0) {
-        // Another reader is in this stripe right now: read through another one next time.
-        if (before != 0) reader_probe = next_probe(probe);
+        reader_probe = next_probe(probe);  // another reader is in this stripe: use another one next time
         return s;
       }
       leave(s);  // a writer holds or wants the lock: step back and wait for it
