@@ -74,10 +74,9 @@ class mutex_bucket {
   std::int64_t last_ = 0;
 };
 
-template <class Clock>
-void limit_keel_try_acquire(benchmark::State& state) {
-  static keel::gcra_limiter<Clock> limiter{keel::rate_limit{rate_per_second, burst, std::chrono::seconds(1)}};
-  keel::tsc_clock::calibrate();  // outside the timed loop (a ~5 ms spin, once per process)
+// One limiter shared by the benchmark's threads; every call is admitted.
+template <class Limiter>
+void run_try_acquire(benchmark::State& state, Limiter& limiter) {
   std::int64_t admitted = 0;
   for (auto _ : state) admitted += limiter.try_acquire() ? 1 : 0;
   benchmark::DoNotOptimize(admitted);
@@ -86,14 +85,16 @@ void limit_keel_try_acquire(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
+template <class Clock>
+void limit_keel_try_acquire(benchmark::State& state) {
+  static keel::gcra_limiter<Clock> limiter{keel::rate_limit{rate_per_second, burst, std::chrono::seconds(1)}};
+  keel::tsc_clock::calibrate();  // outside the timed loop (a ~5 ms spin, once per process)
+  run_try_acquire(state, limiter);
+}
+
 void limit_mutex_bucket_try_acquire(benchmark::State& state) {
   static mutex_bucket limiter{rate_per_second, static_cast<double>(burst)};
-  std::int64_t admitted = 0;
-  for (auto _ : state) admitted += limiter.try_acquire() ? 1 : 0;
-  benchmark::DoNotOptimize(admitted);
-  state.counters["admitted"] = benchmark::Counter(
-      static_cast<double>(admitted) / static_cast<double>(state.iterations()), benchmark::Counter::kAvgThreads);
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  run_try_acquire(state, limiter);
 }
 
 // --- keyed ----------------------------------------------------------------------
