@@ -232,3 +232,19 @@ TEST_CASE("completing a permit twice or after a move does nothing more", "[cache
   CHECK(c.get("k") == std::string("v"));
   CHECK(c.stats().loads == 1);
 }
+
+TEST_CASE("move-assigning a load permit abandons the load it held", "[cache][single_flight]") {
+  string_cache c({.capacity = 100}, keel::manual_clock{});
+  auto a = c.begin_load("a");
+  auto b = c.begin_load("b");
+  a.permit = std::move(b.permit);  // a's load is abandoned; the permit now loads "b"
+  REQUIRE(a.result.ready());
+  CHECK_FALSE(a.result.wait());
+  CHECK(a.result.wait().error().code == keel::errc::upstream_failure);
+  CHECK_FALSE(b.permit.active());
+  a.permit.complete(std::string("v"));
+  CHECK(b.result.wait() == keel::result<std::string>(std::string("v")));
+  CHECK(c.get("b") == std::string("v"));
+  CHECK_FALSE(c.get("a").has_value());
+  CHECK(c.begin_load("a").permit.active());  // the abandoned key loads again
+}

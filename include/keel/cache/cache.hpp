@@ -311,15 +311,7 @@ class cache {
    public:
     load_permit() noexcept = default;
     load_permit(load_permit&&) noexcept = default;
-    load_permit& operator=(load_permit&& other) noexcept {
-      if (this != &other) {
-        abandon();
-        owner_ = std::move(other.owner_);
-        key_ = std::move(other.key_);
-        flight_ = std::move(other.flight_);
-      }
-      return *this;
-    }
+    load_permit& operator=(load_permit&& other) noexcept { return detail::replace_permit(*this, std::move(other)); }
     ~load_permit() { abandon(); }
 
     bool active() const noexcept { return owner_.active(); }
