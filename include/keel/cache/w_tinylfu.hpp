@@ -82,14 +82,14 @@ class w_tinylfu {
     }
     e.queue = window;
     window_.push_front(e);
-    climb_when_sampled();
+    if (hits_in_sample_ + misses_in_sample_ >= sample_length_) end_sample();
   }
 
   void on_hit(detail::policy_entry& e) noexcept {
     sketch_.increment(e.hash);
     ++hits_in_sample_;
     touch(e);
-    climb_when_sampled();
+    if (hits_in_sample_ + misses_in_sample_ >= sample_length_) end_sample();
   }
 
   void on_update(detail::policy_entry& e, std::size_t old_weight) noexcept {
@@ -230,9 +230,9 @@ class w_tinylfu {
 
   std::uint64_t next_random() noexcept { return detail::splitmix64(random_); }  // fixed seed: simulations repeat
 
-  void climb_when_sampled() noexcept {
+  // A sample is complete: judge a trial, or take one climbing step.
+  void end_sample() noexcept {
     const std::uint64_t seen = hits_in_sample_ + misses_in_sample_;
-    if (seen < sample_length_) return;
     const double hit_ratio = static_cast<double>(hits_in_sample_) / static_cast<double>(seen);
     const double change = hit_ratio - previous_hit_ratio_;
     const double cap = static_cast<double>(capacity_);
