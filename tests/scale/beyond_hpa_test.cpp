@@ -4,6 +4,8 @@
 #include <keel/core/clock.hpp>
 #include <keel/scale/autoscaler.hpp>
 
+#include "ask.hpp"
+
 #include <catch.hpp>
 
 #include <chrono>
@@ -16,12 +18,8 @@ using keel::scale_reason;
 
 namespace {
 
-keel::manual_clock::time_point at(std::chrono::milliseconds t) { return keel::manual_clock::time_point(t); }
-
-keel::scale_decision ask(scaler& a, std::chrono::milliseconds t, std::int32_t current,
-                         std::vector<keel::metric_sample> m, std::int32_t ready = -1) {
-  return a.recommend(at(t), {.current = current, .ready = ready, .metrics = m});
-}
+using keel_test::ask;
+using keel_test::at;
 
 keel::autoscaler_config total_metric(double target, bool backlog = false) {
   keel::autoscaler_config c;
@@ -230,9 +228,15 @@ TEST_CASE("drain replicas are not held by the scale-down window; the rest of the
   d = ask(a, 60s, 20, {40, 0});  // and falls: the window holds its 20, as HPA
   CHECK(d.replicas == 20);
   CHECK(d.reason == scale_reason::stabilized);
-  d = ask(a, 75s, 20, {40, 190});  // drain replicas come on top of the held count
-  CHECK(d.replicas == 23);
-  d = ask(a, 346s, 23, {40, 0});  // 45 s + 300 s has passed: back to the rate's 10
+  // A backlog while the window holds a surplus: the 20 held replicas serve a
+  // rate that needs 10, and that surplus drains the 3 replicas' worth of
+  // backlog — nothing is added on top of it.
+  d = ask(a, 75s, 20, {40, 190});
+  CHECK(d.replicas == 20);
+  CHECK(d.reason == scale_reason::stabilized);
+  d = ask(a, 90s, 20, {40, 1500});  // a backlog beyond the surplus: 10 for the rate + 25 to drain
+  CHECK(d.replicas == 35);
+  d = ask(a, 346s, 35, {40, 0});  // 45 s + 300 s has passed and the backlog is gone: the rate's 10
   CHECK(d.replicas == 10);
 }
 

@@ -4,6 +4,8 @@
 #include <keel/core/clock.hpp>
 #include <keel/scale/autoscaler.hpp>
 
+#include "ask.hpp"
+
 #include <catch.hpp>
 
 #include <chrono>
@@ -16,12 +18,8 @@ using keel::scale_reason;
 
 namespace {
 
-keel::manual_clock::time_point at(std::chrono::milliseconds t) { return keel::manual_clock::time_point(t); }
-
-keel::scale_decision ask(scaler& a, std::chrono::milliseconds t, std::int32_t current,
-                         std::vector<keel::metric_sample> m, std::int32_t ready = -1) {
-  return a.recommend(at(t), {.current = current, .ready = ready, .metrics = m});
-}
+using keel_test::ask;
+using keel_test::at;
 
 // One fleet-total metric at target 1 (the reading is the replicas it asks
 // for), HPA's 300 s scale-down window, no scale-up limit, collapse release on.

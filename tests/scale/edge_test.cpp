@@ -5,6 +5,8 @@
 #include <keel/core/clock.hpp>
 #include <keel/scale/autoscaler.hpp>
 
+#include "ask.hpp"
+
 #include <catch.hpp>
 
 #include <chrono>
@@ -20,12 +22,8 @@ using keel::scale_reason;
 
 namespace {
 
-keel::manual_clock::time_point at(std::chrono::nanoseconds t) { return keel::manual_clock::time_point(t); }
-
-keel::scale_decision ask(scaler& a, std::chrono::nanoseconds t, std::int32_t current,
-                         std::vector<keel::metric_sample> m, std::int32_t ready = -1) {
-  return a.recommend(at(t), {.current = current, .ready = ready, .metrics = m});
-}
+using keel_test::ask;
+using keel_test::at;
 
 keel::autoscaler_config valid() {
   keel::autoscaler_config c;

@@ -7,6 +7,8 @@
 #include <keel/core/clock.hpp>
 #include <keel/scale/autoscaler.hpp>
 
+#include "ask.hpp"
+
 #include <catch.hpp>
 
 #include <chrono>
@@ -20,12 +22,8 @@ using keel::scale_reason;
 
 namespace {
 
-keel::manual_clock::time_point at(std::chrono::seconds s) { return keel::manual_clock::time_point(s); }
-
-keel::scale_decision ask(scaler& a, std::chrono::seconds t, std::int32_t current, std::vector<keel::metric_sample> m,
-                         std::int32_t ready = -1) {
-  return a.recommend(at(t), {.current = current, .ready = ready, .metrics = m});
-}
+using keel_test::ask;
+using keel_test::at;
 
 // One per-replica-average metric ("Pods" metric in HPA terms).
 keel::autoscaler_config average_metric(double target, std::int32_t max_replicas = 100) {
