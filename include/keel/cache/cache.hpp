@@ -304,6 +304,17 @@ class cache {
     }
   }
 
+  /// Calls visit(const Policy&) for every shard's eviction policy under the
+  /// shard's lock (tests and debugging: e.g. a policy's memory_bytes()).
+  template <class Visit>
+  void inspect_policies(Visit&& visit) {
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      shard& s = *shards_[i];
+      std::unique_lock lock(s.mutex);
+      visit(std::as_const(s.policy));
+    }
+  }
+
   // --- the permit of begin_load -----------------------------------------------
 
   /// The right and duty to load one key. Move-only; complete() once.

@@ -9,9 +9,18 @@
 // after `sample_size` increments every counter is halved ("reset"), so the
 // sketch forgets old popularity and follows a shifting workload.
 //
+// The table follows the number of entries the cache holds, not its capacity
+// (which may be bytes): ensure_capacity() grows it as entries are added, as
+// Caffeine's FrequencySketch.ensureCapacity does. Unlike Caffeine, which
+// starts the new table empty, growth here loses nothing: doubling the table
+// adds one bit to a key's block index, and every counter of a key stays at the
+// same place inside its block, so block i of the old table is copied to blocks
+// i and i + old size, and every estimate is the same right after growing.
+//
 //   keel::frequency_sketch sketch(1000);     // sized for about 1000 entries
 //   sketch.increment(hash);
 //   if (sketch.frequency(a) > sketch.frequency(b)) { ... }
+//   sketch.ensure_capacity(5000);            // the cache now holds more
 //
 // Not thread-safe: the cache updates it under a shard's lock.
 #pragma once
@@ -21,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 
 namespace keel {
 
@@ -28,13 +38,33 @@ class frequency_sketch {
  public:
   /// Sized for `expected_entries` distinct hot keys (at least 8 blocks, at most
   /// 2^17 blocks = 8 MiB); ages after 10 × expected_entries increments.
-  explicit frequency_sketch(std::size_t expected_entries) {
-    const std::size_t wanted = std::clamp<std::size_t>(expected_entries, 64, std::size_t{1} << 20);
-    blocks_ = std::bit_ceil(wanted) / 8;  // one 16-counter word per entry, as Caffeine sizes it
-    blocks_ = std::max<std::size_t>(blocks_, 8);
-    table_ = std::make_unique<std::uint64_t[]>(blocks_ * words_per_block);
-    sample_size_ = 10 * std::max<std::size_t>(expected_entries, 1);
+  explicit frequency_sketch(std::size_t expected_entries)
+      : blocks_(blocks_for(expected_entries)),
+        table_(std::make_unique<std::uint64_t[]>(blocks_ * words_per_block)),
+        sample_size_(10 * std::max<std::size_t>(expected_entries, 1)) {}
+
+  /// Makes room for `entries` distinct keys (bounded as above): grows the table
+  /// without losing a count (see the header comment). Never shrinks; leaves
+  /// the sample size alone. Returns false, and changes nothing, if the memory
+  /// cannot be had (the cache calls this under its lock, where an exception
+  /// has no good place to go; the smaller table still works, with more
+  /// collisions).
+  bool ensure_capacity(std::size_t entries) noexcept {
+    const std::size_t wanted = blocks_for(entries);
+    if (wanted > blocks_) {
+      std::unique_ptr<std::uint64_t[]> grown(new (std::nothrow) std::uint64_t[wanted * words_per_block]);
+      if (!grown) return false;
+      const std::size_t words = blocks_ * words_per_block;
+      for (std::size_t copy = 0; copy < wanted / blocks_; ++copy)
+        std::copy_n(table_.get(), words, grown.get() + copy * words);
+      table_ = std::move(grown);
+      blocks_ = wanted;
+    }
+    return true;
   }
+
+  /// Ages (halves every counter) after `increments` increments from now on.
+  void set_sample_size(std::size_t increments) noexcept { sample_size_ = std::max<std::size_t>(increments, 1); }
 
   /// The estimated count of `hash` since the last halvings, 0..15.
   unsigned frequency(std::uint64_t hash) const noexcept {
@@ -56,9 +86,19 @@ class frequency_sketch {
   /// Increments since the last halving (for tests).
   std::size_t sample_count() const noexcept { return size_; }
   std::size_t sample_size() const noexcept { return sample_size_; }
+  /// Distinct keys the table is sized for (one 16-counter word each).
+  std::size_t capacity() const noexcept { return blocks_ * words_per_block; }
+  /// Bytes of counters.
+  std::size_t memory_bytes() const noexcept { return blocks_ * words_per_block * sizeof(std::uint64_t); }
 
  private:
   static constexpr std::size_t words_per_block = 8;  // 8 × 8 bytes = one cache line
+
+  // One 16-counter word per entry, as Caffeine sizes it: a power of two of
+  // blocks, from 8 (64 entries) to 2^17 (2^20 entries).
+  static std::size_t blocks_for(std::size_t entries) noexcept {
+    return std::bit_ceil(std::clamp<std::size_t>(entries, 64, std::size_t{1} << 20)) / words_per_block;
+  }
 
   // A second, independent mix of the key hash picks counters inside the block,
   // so keys sharing a block rarely share all four counters. Row r uses 5 bits
@@ -99,10 +139,10 @@ class frequency_sketch {
     size_ /= 2;
   }
 
+  std::size_t blocks_;
   std::unique_ptr<std::uint64_t[]> table_;
-  std::size_t blocks_ = 0;
   std::size_t size_ = 0;
-  std::size_t sample_size_ = 0;
+  std::size_t sample_size_;
 };
 
 }  // namespace keel

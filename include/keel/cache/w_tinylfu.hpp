@@ -18,10 +18,14 @@
 //    (Caffeine's ADMIT_HASHDOS_THRESHOLD defence).
 //  * A hill climber resizes the window (Einziger, Eytan, Friedman, Manes,
 //    "Adaptive Software Cache Management", Middleware 2018; Caffeine ≥ 2.6):
-//    every 10 × capacity accesses it compares the sample's hit ratio with the
+//    every 10 × N accesses (N: the entries a full shard holds, its capacity
+//    when every entry weighs 1) it compares the sample's hit ratio with the
 //    previous sample and keeps stepping the window (6.25% of capacity, decaying
 //    by 0.98 a step) the way that helped, restarting the step when the hit
 //    ratio moves by 5 points.
+//  * The sketch and the recency alarm's ghost tables are sized for N too, not
+//    for capacity, so a cache bounded by bytes does not allocate counters for
+//    a billion entries (see grow()).
 //  * A *recency alarm* covers what the climber cannot see. When the popular
 //    keys die (a sliding working set, a popularity shift), only a window of
 //    40-100% of the cache comes near LRU, and small steps from 1% find little
@@ -55,6 +59,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 
 namespace keel {
 
@@ -62,17 +67,18 @@ class w_tinylfu {
  public:
   explicit w_tinylfu(std::size_t capacity)
       : capacity_(capacity),
-        sketch_(std::min<std::size_t>(capacity, std::size_t{1} << 20)),
+        sketch_(std::min(capacity, initial_entries)),
         window_size_(static_cast<double>(capacity) * initial_window),
         step_(-static_cast<double>(capacity) * step_percent),
-        sample_size_(sketch_.sample_size()),
-        sample_length_(sample_size_),
-        rejected_(std::min<std::size_t>(capacity, ghost_slots_max)),
-        evicted_(std::min<std::size_t>(capacity, ghost_slots_max)) {
+        sample_length_(sketch_.sample_size()),
+        rejected_(std::min(capacity, initial_entries)),
+        evicted_(std::min(capacity, initial_entries)),
+        sized_for_(0) {  // the first insert sizes everything: see grow()
     resize_main();
   }
 
   void on_insert(detail::policy_entry& e) noexcept {
+    if (entries() >= sized_for_) grow(e.weight);
     sketch_.increment(e.hash);
     ++misses_in_sample_;
     if (evicted_.take(e.hash)) ++victim_returns_;  // a miss on a key admission threw out
@@ -141,6 +147,11 @@ class w_tinylfu {
   /// The window's current share of capacity (moved by the hill climber).
   std::size_t window_capacity() const noexcept { return max_window_; }
   const frequency_sketch& sketch() const noexcept { return sketch_; }
+  /// Bytes of bookkeeping besides the entries' list hooks: the sketch and the
+  /// ghost tables, which follow the number of entries held (see grow()).
+  std::size_t memory_bytes() const noexcept {
+    return sketch_.memory_bytes() + rejected_.memory_bytes() + evicted_.memory_bytes();
+  }
 
  private:
   enum : std::uint8_t { window = 0, probation = 1, protect = 2 };
@@ -155,6 +166,10 @@ class w_tinylfu {
   static constexpr std::uint64_t alarm_share = 10;                      // ...on at least 1/10 of the sample's misses
   static constexpr double trial_won_step = 0.98;                        // after a won trial, a worse sample jumps back
   static constexpr std::size_t ghost_slots_max = std::size_t{1} << 18;  // 512 KiB a table at most
+  static constexpr std::size_t initial_entries = 64;  // what the sketch and ghosts hold before the first insert
+  static constexpr std::size_t fully_sized = ~std::size_t{0};
+  static constexpr std::size_t sample_per_entry = 10;  // Caffeine: sampleSize = 10 × maximum
+  static constexpr std::size_t max_sample_entries = std::size_t{1} << 20;
 
   // The recency alarm's memory of keys admission threw out lately (one table
   // for rejected candidates, one for evicted victims, as ARC keeps one ghost
@@ -167,8 +182,22 @@ class w_tinylfu {
   class ghost_table {
    public:
     explicit ghost_table(std::size_t entries)
-        : mask_(std::bit_ceil(std::max<std::size_t>(entries, 64)) - 1),
-          tags_(std::make_unique<std::uint16_t[]>(mask_ + 1)) {}
+        : mask_(slots_for(entries) - 1), tags_(std::make_unique<std::uint16_t[]>(mask_ + 1)) {}
+
+    /// Room for `entries`: a larger table starts empty (the alarm's evidence
+    /// is only gathered while the cache is full, so for a cache bounded by
+    /// entry count nothing is lost: it grows before it fills). False, and
+    /// nothing changed, if the memory cannot be had.
+    bool ensure_capacity(std::size_t entries) noexcept {
+      const std::size_t slots = slots_for(entries);
+      if (slots <= mask_ + 1) return true;
+      std::unique_ptr<std::uint16_t[]> grown(new (std::nothrow) std::uint16_t[slots]());
+      if (!grown) return false;
+      tags_ = std::move(grown);
+      mask_ = slots - 1;
+      return true;
+    }
+    std::size_t memory_bytes() const noexcept { return (mask_ + 1) * sizeof(std::uint16_t); }
 
     void put(std::uint64_t hash) noexcept {
       const std::uint64_t h = detail::mix64(hash);
@@ -184,6 +213,9 @@ class w_tinylfu {
     }
 
    private:
+    static std::size_t slots_for(std::size_t entries) noexcept {
+      return std::bit_ceil(std::clamp<std::size_t>(entries, 64, ghost_slots_max));
+    }
     // The top 16 bits (the slot uses the low ones); never 0, which marks an empty slot.
     static std::uint16_t fingerprint(std::uint64_t h) noexcept {
       return static_cast<std::uint16_t>(std::max<std::uint64_t>(h >> 48, 1));
@@ -192,6 +224,35 @@ class w_tinylfu {
     std::size_t mask_;
     std::unique_ptr<std::uint16_t[]> tags_;
   };
+
+  std::size_t entries() const noexcept { return window_.size() + probation_.size() + protected_.size(); }
+
+  // The sketch and the ghost tables are sized by entries, not by capacity: a
+  // cache bounded by weight (capacity in bytes, say) holds far fewer entries
+  // than units of capacity, and sizing by capacity spent up to 8 MiB of
+  // counters per shard on a few thousand entries. Caffeine sizes its sketch by
+  // entry count too, lazily (BoundedLocalCache's ensureCapacity calls). Here
+  // they are sized for the entries the shard will hold when full, estimated
+  // from the average weight so far (capacity ÷ average weight, and never less
+  // than the entries held), re-estimated each time the entry count doubles;
+  // the sample (sketch aging, climbing, the alarm) is 10 × that estimate.
+  // Why an estimate and not the entries held: a table that starts small and
+  // doubles while the cache fills carries the collisions of its small days
+  // into the large one (keel_sim cache/hit_ratio --quick: −0.3 to −0.6 points
+  // on Zipf at 10%), and a cache bounded by entry count (weight 1 each) is
+  // thereby sized for its capacity at the first insert, exactly as before.
+  void grow(std::size_t incoming_weight) noexcept {
+    const std::size_t n = entries() + 1;
+    const double per_entry = static_cast<double>(weight() + incoming_weight) / static_cast<double>(n);
+    const double when_full = std::min(static_cast<double>(capacity_) / per_entry, double{max_sample_entries});
+    const std::size_t expected = std::max(static_cast<std::size_t>(when_full), n);
+    if (!sketch_.ensure_capacity(expected) || !rejected_.ensure_capacity(expected) ||
+        !evicted_.ensure_capacity(expected))
+      return;  // out of memory: keep working at the present size, try again on the next insert
+    sketch_.set_sample_size(sample_per_entry * expected);
+    if (!trial_) sample_length_ = sketch_.sample_size();  // the sample under way follows
+    sized_for_ = expected >= capacity_ ? fully_sized : 2 * n;
+  }
 
   detail::entry_list& list_of(const detail::policy_entry& e) noexcept {
     return e.queue == window ? window_ : e.queue == probation ? probation_ : protected_;
@@ -246,7 +307,7 @@ class w_tinylfu {
           std::abs(change) >= restart_threshold ? step_percent * cap * (amount >= 0 ? 1.0 : -1.0) : step_decay * amount;
       window_size_ = std::clamp(window_size_ + amount, 0.0, cap);
     }
-    start_sample(hit_ratio, sample_size_);
+    start_sample(hit_ratio, sketch_.sample_size());
     resize_main();
   }
 
@@ -254,7 +315,7 @@ class w_tinylfu {
   // candidate returns, once a fifth of a sample (2 × capacity requests) has
   // been seen: fewer returns than that are noise.
   bool recency_alarm() const noexcept {
-    return !trial_ && max_window_ < capacity_ && hits_in_sample_ + misses_in_sample_ >= sample_size_ / 5 &&
+    return !trial_ && max_window_ < capacity_ && hits_in_sample_ + misses_in_sample_ >= sketch_.sample_size() / 5 &&
            candidate_returns_ >= alarm_ratio * (victim_returns_ + 1) &&
            candidate_returns_ * alarm_share >= misses_in_sample_;
   }
@@ -268,7 +329,7 @@ class w_tinylfu {
     trial_ = true;
     window_before_trial_ = window_size_;
     window_size_ = static_cast<double>(capacity_);
-    start_sample(static_cast<double>(hits_in_sample_) / static_cast<double>(seen), sample_size_ * 3 / 10);
+    start_sample(static_cast<double>(hits_in_sample_) / static_cast<double>(seen), sketch_.sample_size() * 3 / 10);
     resize_main();
   }
 
@@ -295,8 +356,7 @@ class w_tinylfu {
   double previous_hit_ratio_ = 0;
   std::uint64_t hits_in_sample_ = 0;
   std::uint64_t misses_in_sample_ = 0;
-  std::uint64_t sample_size_;    // requests per climbing sample (10 × capacity, as the sketch ages)
-  std::uint64_t sample_length_;  // this sample's: sample_size_, or shorter for an LRU trial
+  std::uint64_t sample_length_;  // this sample's: the sketch's sample size (10 × entries), or shorter for an LRU trial
   std::size_t max_window_ = 0;
   std::size_t max_protected_ = 0;
   std::uint64_t random_ = 0;
@@ -305,7 +365,8 @@ class w_tinylfu {
   std::uint64_t candidate_returns_ = 0;  // misses on keys admission rejected, this sample
   std::uint64_t victim_returns_ = 0;     // misses on main victims admission evicted, this sample
   double window_before_trial_ = 0;
-  bool trial_ = false;  // the window is the whole cache on trial (the recency alarm rang)
+  bool trial_ = false;     // the window is the whole cache on trial (the recency alarm rang)
+  std::size_t sized_for_;  // entries the sketch and ghosts are sized for (fully_sized: for capacity)
 };
 
 static_assert(eviction_policy<w_tinylfu>);
