@@ -45,6 +45,15 @@
 // over slow_start_window (Envoy's slow start: weight × max(min_weight_percent,
 // (elapsed / window)^(1 / aggression))).
 //
+// Clock: keel::tsc_clock by default. A latency-aware pick reads the clock
+// every time, and steady_clock::now() (20–30 ns on a VM) would be a quarter
+// of it; the TSC read is ~10 ns. The balancer never hands out or takes time
+// points, so its clock's time_point type is invisible to callers; where the
+// TSC is not a trustworthy clock, tsc_clock is steady_clock (see
+// keel/core/tsc_clock.hpp). Its one-off ~5 ms calibration (once per
+// process) happens in the first balancer's constructor, not in a pick.
+// Tests pass keel::manual_clock.
+//
 // A lease destroyed without a record releases its outstanding count and
 // records nothing: no latency sample, no success or failure (like
 // outcome::ignored, but without feeding the strategy).
@@ -55,6 +64,7 @@
 #include <keel/balance/health.hpp>
 #include <keel/balance/recommended.hpp>
 #include <keel/core/clock.hpp>
+#include <keel/core/tsc_clock.hpp>
 #include <keel/core/detail/cache_line.hpp>
 #include <keel/core/detail/fatal.hpp>
 #include <keel/core/detail/saturate.hpp>
@@ -176,7 +186,7 @@ concept tracks_total_outstanding = requires {
 }  // namespace detail
 
 template <class Node, class Strategy = recommended, node_health Health = outlier_detector,
-          clock Clock = std::chrono::steady_clock>
+          clock Clock = tsc_clock>
 class balancer {
   using node_t = detail::balance_node<Node, typename Strategy::node_state, Health>;
   struct snapshot;
@@ -247,7 +257,7 @@ class balancer {
       return panic_ == yes;
     }
     /// 64 random bits from this reader's stream (see detail/random.hpp).
-    std::uint64_t random() const noexcept { return detail::splitmix64(weyl_); }
+    std::uint64_t random() const noexcept { return detail::next_random(weyl_); }
     /// The clock, read at most once per view.
     std::int64_t now() const noexcept {
       if (now_ == unread) now_ = detail::now_ns(owner_->clock_);
@@ -404,6 +414,7 @@ class balancer {
     config_.validate();
     Health probe(health_config_);  // validates the health configuration now, not at the first add
     (void)probe;
+    if constexpr (std::is_same_v<Clock, tsc_clock>) tsc_clock::calibrate();  // here, not in the first pick
   }
   balancer(const balancer&) = delete;
   balancer& operator=(const balancer&) = delete;

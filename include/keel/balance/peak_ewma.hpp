@@ -25,7 +25,6 @@
 
 #include <keel/balance/detail/sampling.hpp>
 #include <keel/core/detail/fatal.hpp>
-#include <keel/core/detail/saturate.hpp>
 #include <keel/core/permit.hpp>
 
 #include <algorithm>
@@ -139,7 +138,7 @@ class peak_ewma {
   double estimate(const node_state& s, std::int64_t now_ns) const noexcept {
     const double latency = s.latency_ns.load(std::memory_order_relaxed);
     if (latency == 0) return 0;
-    return latency * decay(detail::sat_sub(now_ns, s.stamp_ns.load(std::memory_order_relaxed)));
+    return latency * decay(now_ns, s.stamp_ns.load(std::memory_order_relaxed));
   }
 
   void record(node_state& s, outcome o, std::int64_t latency_ns, std::int64_t now_ns) const noexcept {
@@ -149,7 +148,7 @@ class peak_ewma {
     const double previous = s.latency_ns.load(std::memory_order_relaxed);
     double next = sample;
     if (sample <= previous) {
-      const double keep = decay(detail::sat_sub(now_ns, s.stamp_ns.load(std::memory_order_relaxed)));
+      const double keep = decay(now_ns, s.stamp_ns.load(std::memory_order_relaxed));
       next = previous * keep + sample * (1.0 - keep);
     }
     s.latency_ns.store(next, std::memory_order_relaxed);
@@ -157,9 +156,12 @@ class peak_ewma {
   }
 
  private:
-  /// e^(−elapsed / decay_time); 1 for elapsed ≤ 0 (a clock that went back).
-  double decay(std::int64_t elapsed_ns) const noexcept {
-    return detail::exp_negative(static_cast<double>(elapsed_ns) * per_decay_time_);
+  /// e^(−(now − then) / decay_time); 1 when now ≤ then (a clock that went
+  /// back). The difference is taken in double: it cannot overflow whatever
+  /// the clock's values, and rounding them (at most ~1 µs, near ±2^63 ns)
+  /// is nothing against a decay time of seconds.
+  double decay(std::int64_t now_ns, std::int64_t then_ns) const noexcept {
+    return detail::exp_negative((static_cast<double>(now_ns) - static_cast<double>(then_ns)) * per_decay_time_);
   }
 
   config config_{};

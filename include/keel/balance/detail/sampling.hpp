@@ -62,11 +62,13 @@ class weight_sampler {
     for (const std::uint32_t i : small) columns_[i] = {0, i};  // rounding leftovers
   }
 
-  /// A usable node other than `exclude` drawn by weight, or no_node.
+  /// A usable node other than `exclude` drawn by weight, or no_node. `v`
+  /// views the snapshot the table was built for (the balancer keeps the
+  /// table in the snapshot), so the sizes agree, and it is never empty (the
+  /// balancer does not ask a strategy to pick from an empty snapshot).
   template <class View>
   std::size_t sample(const View& v, std::size_t exclude) const {
     const std::size_t n = columns_.size();
-    if (n != v.size() || n == 0) return sample_usable(v, exclude);
     for (int tries = 0; tries < 4; ++tries) {
       const std::uint64_t r = v.random();
       const std::size_t column = bounded(r, n);  // from the top 32 bits; the coin is the low 32
