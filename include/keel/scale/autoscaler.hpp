@@ -235,6 +235,16 @@ class autoscaler {
     return static_cast<std::int32_t>(std::ceil(x));
   }
 
+  // Square-root staffing (Halfin & Whitt 1981; the "QED" regime of the
+  // Erlang-C queue): a load of R replicas at full throughput needs
+  // R + β·√R of them to keep queueing delay small with a stable probability
+  // of waiting. The spare capacity is a larger share of a small fleet than of
+  // a large one, where a fixed utilisation target gives every fleet the same
+  // share. β = 0 is plain HPA.
+  static double staffed(double load, double beta) noexcept {
+    return beta > 0 && load > 0 ? load + beta * std::sqrt(load) : load;
+  }
+
   static bool usable(double v) noexcept { return std::isfinite(v) && v >= 0; }
 
   std::int64_t advance_time(time_point t) noexcept {
@@ -272,8 +282,8 @@ class autoscaler {
       // GetExternalPerPodMetricReplicas: the ratio is per current replica,
       // the count is the total over the per-replica target.
       p.valid = true;
-      p.demand = value / m.target;
-      p.ratio = current > 0 ? value / (m.target * current) : p.demand;
+      p.demand = staffed(value / m.target, m.headroom);
+      p.ratio = current > 0 ? p.demand / current : p.demand;
       p.replicas = current > 0 && within_tolerance(p.ratio) ? current : ceil_replicas(p.demand);
       return p;
     }

@@ -65,6 +65,13 @@ struct metric_spec {
   /// With the cold-start model on, a backlog that grows while replicas are
   /// starting does not add replicas: they will serve it.
   bool backlog = false;
+  /// Square-root staffing (Halfin–Whitt) for a metric_kind::total rate that
+  /// is not a backlog: with R = value / target, ask for R + headroom·√R
+  /// replicas instead of R. Set `target` to what one replica serves at full
+  /// throughput and `headroom` (β) to about 1: a small fleet then keeps a
+  /// larger share spare than a large one, where a fixed target below full
+  /// throughput (HPA) keeps the same share in every fleet. 0: off (HPA).
+  double headroom = 0;
 };
 
 /// HPA's HPAScalingPolicy: at most `value` pods, or `value` percent of the
@@ -177,6 +184,11 @@ struct autoscaler_config {
                      "keel::autoscaler: metrics[].target must be positive and finite");
       require_config(std::isfinite(m.activation) && m.activation >= 0,
                      "keel::autoscaler: metrics[].activation must be finite and not negative");
+      require_config(std::isfinite(m.headroom) && m.headroom >= 0,
+                     "keel::autoscaler: metrics[].headroom must be finite and not negative");
+      require_config(
+          m.headroom == 0 || (m.kind == metric_kind::total && !m.backlog),
+          "keel::autoscaler: metrics[].headroom must be 0 unless the metric is a total that is not a backlog");
     }
     validate_rules(scale_up, "keel::autoscaler: scale_up.stabilization_window must be in [0, 1 h]",
                    "keel::autoscaler: scale_up.policies must not be empty unless select is disabled",
