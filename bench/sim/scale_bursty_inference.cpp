@@ -32,7 +32,8 @@
 //                 in-flight requests (target 6.4 = 80% of C).
 //   keel_queue    keel's recommended configuration for inference: the arrival
 //                 rate (target 4, a replica's full throughput, with square-root
-//                 staffing: R + 0.85·√R replicas for a load of R) and the backlog (target 30: what one replica
+//                 staffing: R + 0.75·√R replicas for a load of R; scale-up
+//                 tolerance 5%) and the backlog (target 30: what one replica
 //                 drains in 7.5 s), no in-flight metric; panic mode, the cold-start
 //                 model with the real startup delay, scale to zero (activation 0,
 //                 cooldown 15 s); HPA's 300 s scale-down window, which drain
@@ -162,13 +163,16 @@ keel::autoscaler_config config_for(policy_kind p, double startup_s) {
       // No in-flight metric: while a backlog drains, every slot is busy, so
       // in-flight reads "full" and its recommendation would be held by the
       // scale-down window for 300 s after the backlog is gone.
-      // The rate at full throughput with square-root staffing (R + 0.85·√R):
+      // The rate at full throughput with square-root staffing (R + 0.75·√R):
       // more spare capacity than a 0.8 target in small fleets, less in large.
-      c.metrics = {{.name = "arrival_rate", .target = replica_rate, .kind = keel::metric_kind::total, .headroom = 0.85},
+      c.metrics = {{.name = "arrival_rate", .target = replica_rate, .kind = keel::metric_kind::total, .headroom = 0.75},
                    {.name = "queue_depth",
                     .target = recommended_drain_s * replica_rate,
                     .kind = keel::metric_kind::total,
                     .backlog = true}};
+      // Scale up at 5% over, down at 10% under: a late scale-up costs a
+      // whole cold start of queueing, an early one a few replica-minutes.
+      c.scale_up.tolerance = 0.05;
       c.min_replicas = 0;
       c.scale_to_zero.cooldown = std::chrono::seconds(15);
       c.panic.enabled = true;
