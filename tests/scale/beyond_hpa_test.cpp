@@ -240,7 +240,8 @@ TEST_CASE("drain replicas are not held by the scale-down window; the rest of the
   CHECK(d.replicas == 10);
 }
 
-TEST_CASE("cold start: a later scale-up within the hold does not extend it", "[scale][cold_start]") {
+TEST_CASE("cold start: a hold starts with replicas ordered for a backlog, and later scale-ups do not extend it",
+          "[scale][cold_start]") {
   keel::autoscaler_config c;
   c.max_replicas = 100;
   c.scale_up.policies = {keel::scaling_policy::pods(100, 15s)};
@@ -249,13 +250,18 @@ TEST_CASE("cold start: a later scale-up within the hold does not extend it", "[s
                {.name = "queue_depth", .target = 60, .kind = keel::metric_kind::total, .backlog = true}};
   scaler a{c};
   CHECK(ask(a, 0s, 10, {40, 0}).replicas == 10);
-  CHECK(ask(a, 15s, 10, {80, 0}).replicas == 20);  // the hold begins: the backlog was 0
+  CHECK(ask(a, 15s, 10, {80, 0}).replicas == 20);  // for the rate alone: no hold
+  // The 10 loading were sized for the rate and have nothing spare for a
+  // backlog, so 600 queued counts in full: 20 + 10. The hold begins here.
   auto d = ask(a, 30s, 20, {80, 600}, 10);
-  CHECK(d.replicas == 20);  // 600 queued while 10 replicas load: held at 0
+  CHECK(d.replicas == 30);
+  CHECK(d.reason == scale_reason::metrics);
+  d = ask(a, 45s, 30, {80, 900}, 10);  // the queue grows while they load: held at 600
+  CHECK(d.replicas == 30);
   CHECK(d.reason == scale_reason::cold_start);
-  CHECK(ask(a, 45s, 20, {120, 700}, 10).replicas == 30);  // the rate still drives scale-ups
-  CHECK(ask(a, 135s, 30, {120, 900}).replicas == 30);     // the previous look (45 s) was in the hold
-  d = ask(a, 150s, 30, {120, 900});                       // 135 s = 15 s + 120 s: over, despite the 45 s scale-up
+  CHECK(ask(a, 60s, 30, {120, 900}, 10).replicas == 40);  // the rate still drives scale-ups: 30 + 10
+  CHECK(ask(a, 150s, 40, {120, 900}).replicas == 40);     // the previous look (60 s) was in the hold
+  d = ask(a, 165s, 40, {120, 900});                       // 150 s = 30 s + 120 s: over, despite the 60 s scale-up
   CHECK(d.replicas == 45);                                // 30 + floor(900 / 60)
   CHECK(d.reason == scale_reason::metrics);
 }

@@ -184,6 +184,7 @@ class autoscaler {
 
     const reading r = read_metrics(obs.metrics, current, ready);
     if (r.active || r.unknown) last_active_ = now;
+    for_backlog_ = r.drain > 0 || (r.metric >= 0 && cfg_.metrics[static_cast<std::size_t>(r.metric)].backlog);
 
     scale_decision d;
     d.current = current;
@@ -384,11 +385,12 @@ class autoscaler {
     return ceil_replicas(static_cast<double>(base) + std::floor(std::min(extra, replica_cap)));
   }
 
-  // The cold-start model. While replicas we asked for are still loading,
-  // the backlog they were asked for keeps growing — that growth is demand
+  // The cold-start model. While replicas we asked for to drain a backlog
+  // are still loading, the backlog keeps growing — that growth is demand
   // they will serve, not new demand — so a backlog reading counts at most
-  // at its level when the scale-up began, until the first observation after
-  // the replicas of that scale-up are due. Then what is left counts in full.
+  // at its level when that scale-up began, until the first observation after
+  // its replicas are due. Then what is left counts in full. A scale-up for a
+  // rate alone starts no hold (record()).
   bool cold_start_hold() const noexcept {
     const std::int64_t delay = cfg_.cold_start.startup_delay.count();
     return delay > 0 && hold_start_ != no_time && previous_obs_ != no_time && previous_obs_ - hold_start_ < delay;
@@ -620,7 +622,10 @@ class autoscaler {
     events_.push(now, desired - current);  // storeScaleEvent
     if (desired > current) {
       ++scale_ups_;
-      if (!cold_start_hold()) {  // later scale-ups within a hold do not extend it
+      // A hold starts with a scale-up that ordered replicas for a backlog:
+      // replicas ordered for a rate alone have no spare capacity for its
+      // growth. Later scale-ups within a hold do not extend it.
+      if (!cold_start_hold() && for_backlog_) {
         hold_start_ = now;
         held_value_ = latest_value_;  // the backlog this scale-up answers
       }
@@ -661,6 +666,7 @@ class autoscaler {
   std::vector<double> latest_value_;
   std::vector<double> held_value_;
   std::int64_t hold_start_ = no_time;
+  bool for_backlog_ = false;  // this decision asks for replicas to drain a backlog
   // stats
   std::int64_t decisions_ = 0;
   std::int64_t scale_ups_ = 0;
