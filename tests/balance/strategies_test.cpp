@@ -615,3 +615,54 @@ TEST_CASE("strategy configuration is validated with the field's name", "[balance
   a.points_per_node = 0;
   CHECK_THROWS_WITH(affinity(key_of, a), "keel::bounded_load_hash: points_per_node must be in [1, 100000]");
 }
+
+namespace {
+// A scripted stand-in for the balancer's view: best_of_random needs only size().
+struct fake_view {
+  std::size_t n;
+  std::size_t size() const noexcept { return n; }
+};
+}  // namespace
+
+TEST_CASE("best of d choices: cheapest drawn candidate, first on a tie, each draw excludes the previous",
+          "[balance][sampling]") {
+  const fake_view v{8};
+  const std::vector<double> cost_of = {5, 3, 9, 3, 1, 7, 2, 8};
+  auto cost = [&](const fake_view&, std::size_t i) { return cost_of[i]; };
+
+  SECTION("six choices: two batches, every draw told the one before it") {
+    const std::vector<std::size_t> script = {2, 1, 5, 3, 0, 6};
+    std::vector<std::size_t> excluded;
+    std::size_t next = 0;
+    auto draw = [&](const fake_view&, std::size_t exclude) {
+      excluded.push_back(exclude);
+      return script[next++];
+    };
+    // Costs 9, 3, 7, 3, 5, 2: node 6 (cost 2), drawn in the second batch.
+    CHECK(keel::detail::best_of_random(v, 6, cost, draw) == 6);
+    CHECK(excluded == std::vector<std::size_t>{keel::detail::no_node, 2, 1, 5, 3, 0});
+  }
+  SECTION("a tie keeps the first drawn") {
+    const std::vector<std::size_t> script = {3, 1};  // both cost 3
+    std::size_t next = 0;
+    auto draw = [&](const fake_view&, std::size_t) { return script[next++]; };
+    CHECK(keel::detail::best_of_random(v, 2, cost, draw) == 3);
+  }
+  SECTION("a draw that finds nothing ends the pick with what was drawn") {
+    std::size_t calls = 0;
+    auto draw = [&](const fake_view&, std::size_t) { return ++calls == 1 ? std::size_t{7} : keel::detail::no_node; };
+    CHECK(keel::detail::best_of_random(v, 4, cost, draw) == 7);
+    CHECK(calls == 2);
+    auto nothing = [](const fake_view&, std::size_t) { return keel::detail::no_node; };
+    CHECK(keel::detail::best_of_random(v, 4, cost, nothing) == keel::detail::no_node);
+  }
+  SECTION("one node: no cost is computed") {
+    int costed = 0;
+    auto counting = [&](const fake_view&, std::size_t) { return ++costed, 0.0; };
+    auto only = [](const fake_view&, std::size_t exclude) {
+      return exclude == 0 ? keel::detail::no_node : std::size_t{0};
+    };
+    CHECK(keel::detail::best_of_random(fake_view{1}, 4, counting, only) == 0);
+    CHECK(costed == 0);
+  }
+}
