@@ -37,8 +37,9 @@
 // Beyond HPA, each off by default (see scale_config.hpp): Knative's panic mode,
 // KEDA's scale to zero with an activation threshold and a cooldown, a
 // cold-start model that does not add replicas for backlog that replicas still
-// loading their model will serve, and a faster scale-down once demand has
-// collapsed, unless the load oscillates (collapse_config).
+// loading their model will serve, a faster scale-down once demand has
+// collapsed, unless the load oscillates (collapse_config), and square-root
+// staffing for a rate metric (metric_spec::headroom).
 //
 // recommend() assumes its decision is applied: a decision that changes the
 // count is recorded as a scale event, which the policies count. Not

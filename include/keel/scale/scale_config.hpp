@@ -3,8 +3,9 @@
 // The defaults are those of the Kubernetes HorizontalPodAutoscaler (autoscaling/v2),
 // so a configuration that sets only the metrics and the replica bounds behaves as
 // an HPA would; what keel adds beyond HPA (Knative-style panic mode, KEDA-style
-// scale to zero, a cold-start model) is off until asked for. docs/autoscaling.md has
-// the table of every default with its HPA / Knative / KEDA equivalent.
+// scale to zero, a cold-start model, collapse release, square-root headroom)
+// is off until asked for. docs/autoscaling.md has the table of every default
+// with its HPA / Knative / KEDA equivalent.
 //
 //   keel::autoscaler_config cfg;
 //   cfg.min_replicas = 1;
@@ -62,8 +63,8 @@ struct metric_spec {
   /// competing with them for the maximum; alone it is an ordinary HPA metric.
   /// Those drain replicas stay out of the stabilisation windows: once the
   /// backlog is drained they go at once, while the rest of the fleet is held.
-  /// With the cold-start model on, a backlog that grows while replicas are
-  /// starting does not add replicas: they will serve it.
+  /// With the cold-start model on, a backlog that grows while replicas
+  /// ordered for it are starting does not add replicas: they will serve it.
   bool backlog = false;
   /// Square-root staffing (Halfin–Whitt) for a metric_kind::total rate that
   /// is not a backlog: with R = value / target, ask for R + headroom·√R
