@@ -36,6 +36,13 @@ KEEL_NOEXCEPT_TEST("scale: autoscaler decisions and feeders") {
   check(d.replicas == 8, "collapse: held within the short window");
   d = collapsing.recommend(keel::manual_clock::time_point(60s), {.current = 8, .metrics = readings});
   check(d.replicas == 2, "collapse: released after it");
+  keel::autoscaler_config staffed;  // square-root headroom: a load of 4 at β = 1 asks for 4 + 2
+  staffed.max_replicas = 10;
+  staffed.metrics = {{.name = "arrival_rate", .target = 4, .kind = keel::metric_kind::total, .headroom = 1}};
+  keel::autoscaler<keel::manual_clock> headroom{staffed};
+  readings[0] = keel::metric_sample(16);
+  d = headroom.recommend(keel::manual_clock::time_point(0s), {.current = 2, .metrics = readings});
+  check(d.replicas == 6, "headroom: R + sqrt(R) replicas");
   keel::rate_meter<keel::manual_clock> rate;
   (void)rate.sample(keel::manual_clock::time_point(0s), 0);
   check(rate.sample(keel::manual_clock::time_point(2s), 10).value == 5, "rate_meter: 10 events in 2 s");
