@@ -348,7 +348,7 @@ class w_tinylfu {
   // the misses before a popularity shift diluted the evidence after it, and
   // a shift early in a sample waited for two tenths of it (2 N requests)
   // before the alarm could ring: keel_sim, full run, shifting at 10% was
-  // 1.6 points below LRU, 0.9 with this; the policy test of a shift at four
+  // 1.6 points below LRU, 0.9 with this and the rules below; the policy test of a shift at four
   // points of a sample: the window opened 1,500-7,000 requests after the
   // shift, now 312-755. At each halving the policy notes whether the
   // evidence held: a burst that crosses the thresholds by chance (Zipf, a
@@ -378,8 +378,9 @@ class w_tinylfu {
 
   // A trial of plain LRU: the whole cache becomes window for 3 × N requests
   // (long enough to fill it with recent keys), judged against the hit ratio
-  // of the requests seen since the last sample (or since the shard filled). A lost trial puts the
-  // window back; after a won one the climber's step is 98% of the cache.
+  // of the requests seen since the last sample (or since the shard filled).
+  // A lost trial puts the window back; after a won one the climber's step is
+  // 98% of the cache.
   void start_trial() noexcept {
     const std::uint64_t seen = hits_in_sample_ + misses_in_sample_ - fill_seen_;
     const double before =
