@@ -624,13 +624,13 @@ struct fake_view {
 };
 }  // namespace
 
-TEST_CASE("best of d choices: cheapest drawn candidate, first on a tie, each draw excludes the previous",
+TEST_CASE("best of d choices: cheapest drawn candidate, first on a tie, each draw excludes the best so far",
           "[balance][sampling]") {
   const fake_view v{8};
   const std::vector<double> cost_of = {5, 3, 9, 3, 1, 7, 2, 8};
   auto cost = [&](const fake_view&, std::size_t i) { return cost_of[i]; };
 
-  SECTION("six choices: two batches, every draw told the one before it") {
+  SECTION("six choices: every draw is told the cheapest node so far") {
     const std::vector<std::size_t> script = {2, 1, 5, 3, 0, 6};
     std::vector<std::size_t> excluded;
     std::size_t next = 0;
@@ -638,9 +638,9 @@ TEST_CASE("best of d choices: cheapest drawn candidate, first on a tie, each dra
       excluded.push_back(exclude);
       return script[next++];
     };
-    // Costs 9, 3, 7, 3, 5, 2: node 6 (cost 2), drawn in the second batch.
+    // Costs 9, 3, 7, 3, 5, 2: the best is 2, then 1 (3) through the tie with 3, then 6 (2).
     CHECK(keel::detail::best_of_random(v, 6, cost, draw) == 6);
-    CHECK(excluded == std::vector<std::size_t>{keel::detail::no_node, 2, 1, 5, 3, 0});
+    CHECK(excluded == std::vector<std::size_t>{keel::detail::no_node, 2, 1, 1, 1, 1});
   }
   SECTION("a tie keeps the first drawn") {
     const std::vector<std::size_t> script = {3, 1};  // both cost 3
@@ -656,13 +656,12 @@ TEST_CASE("best of d choices: cheapest drawn candidate, first on a tie, each dra
     auto nothing = [](const fake_view&, std::size_t) { return keel::detail::no_node; };
     CHECK(keel::detail::best_of_random(v, 4, cost, nothing) == keel::detail::no_node);
   }
-  SECTION("one node: no cost is computed") {
-    int costed = 0;
+  SECTION("one node: drawn once, no cost is computed") {
+    int costed = 0, draws = 0;
     auto counting = [&](const fake_view&, std::size_t) { return ++costed, 0.0; };
-    auto only = [](const fake_view&, std::size_t exclude) {
-      return exclude == 0 ? keel::detail::no_node : std::size_t{0};
-    };
+    auto only = [&](const fake_view&, std::size_t) { return ++draws, std::size_t{0}; };
     CHECK(keel::detail::best_of_random(fake_view{1}, 4, counting, only) == 0);
+    CHECK(draws == 1);
     CHECK(costed == 0);
   }
 }

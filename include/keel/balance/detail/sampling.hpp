@@ -98,49 +98,26 @@ struct uniform_candidates {
 };
 
 /// Power of `choices` choices: the candidate with the lowest cost(v, i)
-/// (the first on a tie), each candidate drawn by draw(v, previous draw), so
-/// two in a row are never the same node.
+/// (the first on a tie), each candidate drawn by draw(v, best so far).
 ///
-/// Candidates are drawn four at a time before any is costed. The draws are
-/// one chain (each advances the random state) and each cost is a chain of
-/// dependent loads and multiplications, but the costs are independent of
-/// each other: with the draws done first, the costs of a batch run side by
-/// side instead of each waiting behind the next draw. The running minimum is
-/// kept without a branch: which candidate is cheaper is a coin toss the
-/// branch predictor loses half the time.
+/// The running minimum is kept without a branch: which candidate is cheaper
+/// is a coin toss the branch predictor loses half the time, and a lost
+/// guess throws away the next candidate's draw and cost already under way.
+/// The draw's own test against `best` is predictable (a repeat is rare) and
+/// speculates past it, so the candidates' costs — each a chain of dependent
+/// loads and multiplications — are computed side by side.
 template <class View, class Cost, class Draw = uniform_candidates>
 std::size_t best_of_random(const View& v, std::size_t choices, Cost&& cost, Draw&& draw = {}) {
-  constexpr std::size_t batch = 4;
-  std::size_t best = no_node, previous = no_node;
-  double best_cost = 0;
-  for (std::size_t left = choices; left > 0;) {
-    std::size_t drawn[batch];
-    std::size_t count = 0;
-    bool exhausted = false;
-    while (count < batch && count < left) {
-      const std::size_t i = draw(v, previous);
-      if (i == no_node) {
-        exhausted = true;  // no usable node but `previous`
-        break;
-      }
-      drawn[count++] = previous = i;
-    }
-    std::size_t k = 0;
-    if (best == no_node) {
-      if (count == 0) return no_node;
-      best = drawn[0];
-      if (v.size() == 1) return best;
-      best_cost = cost(v, best);
-      k = 1;
-    }
-    for (; k < count; ++k) {
-      const double ck = cost(v, drawn[k]);
-      const std::size_t cheaper = std::size_t{0} - static_cast<std::size_t>(ck < best_cost);  // all ones or zero
-      best ^= (best ^ drawn[k]) & cheaper;
-      best_cost = ck < best_cost ? ck : best_cost;  // minsd
-    }
-    if (exhausted) break;
-    left -= count;
+  std::size_t best = draw(v, no_node);
+  if (best == no_node || v.size() == 1) return best;
+  double best_cost = cost(v, best);
+  for (std::size_t c = 1; c < choices; ++c) {
+    const std::size_t i = draw(v, best);
+    if (i == no_node) break;
+    const double ci = cost(v, i);
+    const std::size_t cheaper = std::size_t{0} - static_cast<std::size_t>(ci < best_cost);  // all ones or zero
+    best ^= (best ^ i) & cheaper;
+    best_cost = ci < best_cost ? ci : best_cost;  // minsd
   }
   return best;
 }
