@@ -64,12 +64,12 @@
 #include <keel/balance/health.hpp>
 #include <keel/balance/recommended.hpp>
 #include <keel/core/clock.hpp>
-#include <keel/core/tsc_clock.hpp>
 #include <keel/core/detail/cache_line.hpp>
 #include <keel/core/detail/fatal.hpp>
 #include <keel/core/detail/saturate.hpp>
 #include <keel/core/permit.hpp>
 #include <keel/core/result.hpp>
+#include <keel/core/tsc_clock.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -187,8 +187,7 @@ concept tracks_total_outstanding = requires {
 
 }  // namespace detail
 
-template <class Node, class Strategy = recommended, node_health Health = outlier_detector,
-          clock Clock = tsc_clock>
+template <class Node, class Strategy = recommended, node_health Health = outlier_detector, clock Clock = tsc_clock>
 class balancer {
   using node_t = detail::balance_node<Node, typename Strategy::node_state, Health>;
   struct snapshot;
