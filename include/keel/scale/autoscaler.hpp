@@ -185,7 +185,6 @@ class autoscaler {
 
     const reading r = read_metrics(obs.metrics, current, ready);
     if (r.active || r.unknown) last_active_ = now;
-    for_backlog_ = r.drain > 0 || (r.metric >= 0 && cfg_.metrics[static_cast<std::size_t>(r.metric)].backlog);
 
     scale_decision d;
     d.current = current;
@@ -195,7 +194,7 @@ class autoscaler {
     d.replicas = decide(now, current, ready, r, d.reason);
     d.panicking = panicking_;
 
-    record(now, current, d.replicas);
+    record(now, current, d.replicas, orders_for_backlog(r));
     previous_obs_ = now;
     return d;
   }
@@ -400,6 +399,12 @@ class autoscaler {
   double cold_start_value(std::size_t i, const metric_spec& m, double value, bool hold) const noexcept {
     if (!hold || !m.backlog || !usable(held_value_[i])) return value;
     return std::min(value, held_value_[i]);
+  }
+
+  // Whether the reading orders replicas for a backlog: drain replicas on top
+  // of the other metrics, or a backlog metric driving the count alone.
+  bool orders_for_backlog(const reading& r) const noexcept {
+    return r.drain > 0 || (r.metric >= 0 && cfg_.metrics[static_cast<std::size_t>(r.metric)].backlog);
   }
 
   // ---- 3-4. the rules ---------------------------------------------------------
@@ -616,7 +621,7 @@ class autoscaler {
 
   // ---- bookkeeping --------------------------------------------------------------
 
-  void record(std::int64_t now, std::int32_t current, std::int32_t desired) {
+  void record(std::int64_t now, std::int32_t current, std::int32_t desired, bool for_backlog) {
     ++decisions_;
     last_replicas_ = desired;
     if (desired == current) return;
@@ -626,7 +631,7 @@ class autoscaler {
       // A hold starts with a scale-up that ordered replicas for a backlog:
       // replicas ordered for a rate alone have no spare capacity for its
       // growth. Later scale-ups within a hold do not extend it.
-      if (!cold_start_hold() && for_backlog_) {
+      if (!cold_start_hold() && for_backlog) {
         hold_start_ = now;
         held_value_ = latest_value_;  // the backlog this scale-up answers
       }
@@ -667,7 +672,6 @@ class autoscaler {
   std::vector<double> latest_value_;
   std::vector<double> held_value_;
   std::int64_t hold_start_ = no_time;
-  bool for_backlog_ = false;  // this decision asks for replicas to drain a backlog
   // stats
   std::int64_t decisions_ = 0;
   std::int64_t scale_ups_ = 0;
