@@ -205,9 +205,7 @@ class key_table {
     for (std::size_t i = 0; i < old_capacity; ++i) {
       slot& from = old[i / per_line].slots[i % per_line];
       if (from.id == 0) continue;
-      std::size_t j = home(hash_(from.key()), cap - 1);
-      while (fresh[j / per_line].slots[j % per_line].id != 0) j = (j + 1) & (cap - 1);
-      relocate(from, fresh[j / per_line].slots[j % per_line]);
+      relocate(from, probe({fresh, cap - 1}, hash_(from.key()), [](const slot& at) { return at.id == 0; }));
     }
     lines_.store(fresh, std::memory_order_relaxed);
     capacity_.store(cap, std::memory_order_release);
