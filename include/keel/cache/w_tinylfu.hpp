@@ -180,10 +180,11 @@ class w_tinylfu {
   // The recency alarm's memory of keys admission threw out lately (one table
   // for rejected candidates, one for evicted victims, as ARC keeps one ghost
   // list per side). A direct-mapped table of 16-bit fingerprints, one slot
-  // per unit of capacity rounded up to a power of two (2-4 bytes per entry,
-  // allocated once): a newer key overwrites an older one in its slot, so a key
-  // is remembered for about `capacity` later evictions of its kind, the
-  // horizon in which LRU could still have held it. A fingerprint collision
+  // per entry a full shard holds (N, as grow() estimates it) rounded up to a
+  // power of two (2-4 bytes per entry; grown with the estimate): a newer key
+  // overwrites an older one in its slot, so a key is remembered for about N
+  // later evictions of its kind, the horizon in which LRU could still have
+  // held it. A fingerprint collision
   // (1 in 2^16 lookups) miscounts one return; the alarm only reads totals.
   class ghost_table {
    public:
