@@ -67,6 +67,13 @@ double sliding(Sim& sim, std::size_t width, int passes, std::size_t& max_window)
   return static_cast<double>(hits) / static_cast<double>(total);
 }
 
+// Skewed popularity: key k of 20,000 drawn with probability ~ 1/(k+1) (a
+// harmonic distribution, by inverse CDF on a fixed-seed generator).
+std::uint64_t harmonic_key(std::uint64_t& state) {
+  const double u = static_cast<double>(keel::detail::splitmix64(state) >> 11) * 0x1p-53;
+  return static_cast<std::uint64_t>(std::exp(u * std::log(20'000.0))) - 1;
+}
+
 }  // namespace
 
 TEST_CASE("W-TinyLFU opens its window to the whole cache on a sliding working set, and matches LRU",
@@ -110,14 +117,10 @@ TEST_CASE("W-TinyLFU keeps a small window on skewed traffic: the recency alarm s
           "[cache][policy][adaptive]") {
   constexpr std::size_t capacity = 1000;
   policy_sim<keel::w_tinylfu> tiny(capacity);
-  // Skewed popularity: key k of 20,000 drawn with probability ~ 1/(k+1)
-  // (a harmonic distribution, by inverse CDF on a fixed-seed generator).
   std::uint64_t state = 42;
   std::size_t max_window = 0;
   for (int i = 0; i < 400'000; ++i) {
-    const double u = static_cast<double>(keel::detail::splitmix64(state) >> 11) * 0x1p-53;
-    const auto key = static_cast<std::uint64_t>(std::exp(u * std::log(20'000.0))) - 1;  // ~ 1/(k+1)
-    tiny.access(key);
+    tiny.access(harmonic_key(state));
     max_window = std::max(max_window, tiny.policy().window_capacity());
   }
   CAPTURE(max_window);
@@ -138,12 +141,8 @@ TEST_CASE("W-TinyLFU answers a popularity shift within about one cache's worth o
     policy_sim<keel::w_tinylfu> tiny(capacity);
     policy_sim<keel::lru> lru(capacity);
     std::uint64_t state = 42;
-    auto draw = [&state] {  // ~ 1/(k+1) over 20,000 keys, by inverse CDF
-      const double u = static_cast<double>(keel::detail::splitmix64(state) >> 11) * 0x1p-53;
-      return static_cast<std::uint64_t>(std::exp(u * std::log(20'000.0))) - 1;
-    };
     for (int i = 0; i < before_shift; ++i) {
-      const std::uint64_t key = draw();
+      const std::uint64_t key = harmonic_key(state);
       tiny.access(key);
       lru.access(key);
     }
@@ -153,7 +152,7 @@ TEST_CASE("W-TinyLFU answers a popularity shift within about one cache's worth o
     int lru_hits = 0;
     constexpr int after_shift = 10'000;
     for (int i = 0; i < after_shift; ++i) {
-      const std::uint64_t key = (1ULL << 40) + draw();
+      const std::uint64_t key = (1ULL << 40) + harmonic_key(state);
       tiny_hits += tiny.access(key) ? 1 : 0;
       lru_hits += lru.access(key) ? 1 : 0;
       if (opened_after < 0 && tiny.policy().window_capacity() == capacity) opened_after = i;
