@@ -3,11 +3,11 @@
 // A mutex in one 32-bit atomic, the three-state futex mutex of Ulrich
 // Drepper's "Futexes Are Tricky" (2011, mutex type 3): 0 free, 1 held,
 // 2 held and maybe waited for. Taking a free lock is one compare-exchange and
-// releasing it one exchange, inline: about 10 instructions for the pair,
-// against about 70 for pthread_mutex_lock + unlock (callgrind, glibc 2.36),
-// which the keyed limiter pays on every call. A contended lock sleeps in the
-// kernel (C++20 atomic wait, a futex on Linux), never spins unboundedly, and
-// a release wakes a sleeper only when one may exist (state 2).
+// releasing it one exchange, inline: a keyed limiter call runs 57 fewer
+// instructions than with std::mutex, pthread_mutex_lock + unlock (callgrind,
+// glibc 2.36, docs/rate-limiting.md). A contended lock sleeps in the kernel
+// (C++20 atomic wait, a futex on Linux), never spins unboundedly, and a
+// release wakes a sleeper only when one may exist (state 2).
 //
 // Meets the Lockable requirements, so std::lock_guard works with it.
 #pragma once
