@@ -628,6 +628,10 @@ class cache {
     }
     if (old != nullptr) {
       node& n = *old;
+      // Room first: a replacement that gains a deadline files the entry in
+      // the heap, and that must not allocate (and maybe throw) after the
+      // value and the policy's weight have changed.
+      s.heap.reserve_one();
       if (n.value.has_value()) notify(err, n.key, *n.value, removal_cause::replaced);
       const std::size_t old_weight = n.weight;
       n.value = result<Value>(std::forward<V>(value));
