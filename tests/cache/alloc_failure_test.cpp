@@ -14,7 +14,11 @@ namespace {
 thread_local bool fail_next_allocation = false;
 }  // namespace
 
-void* operator new(std::size_t size) {
+// Every unaligned form is replaced, so that what one form allocates another
+// may free (sanitizers check the pairing); the aligned forms stay the
+// library's, paired among themselves.
+namespace {
+void* allocate(std::size_t size) {
   if (fail_next_allocation) {
     fail_next_allocation = false;
     throw std::bad_alloc();
@@ -22,8 +26,25 @@ void* operator new(std::size_t size) {
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
+void* allocate_nothrow(std::size_t size) noexcept {
+  try {
+    return allocate(size);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+}  // namespace
+
+void* operator new(std::size_t size) { return allocate(size); }
+void* operator new[](std::size_t size) { return allocate(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return allocate_nothrow(size); }
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return allocate_nothrow(size); }
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 TEST_CASE("a replacement that gains a TTL and cannot allocate changes nothing", "[cache][expiry]") {
   using namespace std::chrono_literals;
