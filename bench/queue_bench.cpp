@@ -9,6 +9,9 @@
 //   scenario:  spsc       1 producer thread + 1 consumer thread
 //              mpmc_2x2   2 threads that each push then pop (2 producers and
 //                         2 consumers on a 2-core machine)
+//              mpmc_2p2c  4 threads: 2 that only push, 2 that only pop (no
+//                         thread finds its own items, so keel's home lanes
+//                         give it nothing; 4 threads share the 2 cores)
 //              push_pop_1t one thread, push then pop: the uncontended fast
 //                         path, for callgrind instructions/op
 //              blocking_pingpong  a round trip through two queues with
@@ -52,8 +55,11 @@ constexpr std::size_t capacity = 4096;
 
 // --- one interface over every queue ------------------------------------------
 
-struct keel_queue {
-  keel::mpmc_queue<payload> q{capacity};
+/// Lanes == 0: keel's default (one lane per hardware thread); 1: a single
+/// FIFO for every producer.
+template <std::size_t Lanes>
+struct keel_lanes_queue {
+  keel::mpmc_queue<payload> q{capacity, keel::queue_lanes{Lanes}};
   bool try_push(payload v) { return q.try_push(v).has_value(); }
   bool try_pop(payload& v) {
     auto r = q.try_pop();
@@ -170,6 +176,24 @@ void mpmc_2x2(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(sum);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  if (state.thread_index() == 0) shared_queue<Q>().reset();
+}
+
+template <class Q>
+void mpmc_2p2c(benchmark::State& state) {
+  if (state.thread_index() == 0) shared_queue<Q>() = std::make_unique<Q>();
+  const bool producer = state.thread_index() % 2 == 0;
+  payload sum = 0;
+  for (auto _ : state) {
+    Q& q = *shared_queue<Q>();
+    if (producer) {
+      push_spin(q, 1);
+    } else {
+      sum += pop_spin(q);
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  if (!producer) state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
   if (state.thread_index() == 0) shared_queue<Q>().reset();
 }
 
@@ -291,15 +315,18 @@ void spin_try_pop_idle_pop_cpu(benchmark::State& state) {
 }
 
 void threads2(benchmark::internal::Benchmark* b) { b->Threads(2)->UseRealTime(); }
+void threads4(benchmark::internal::Benchmark* b) { b->Threads(4)->UseRealTime(); }
 
 }  // namespace
 
 #define KEEL_QUEUE_BENCH(impl, Q)                                                    \
   BENCHMARK_TEMPLATE(spsc, Q)->Name("queue/" impl "/spsc")->Apply(threads2);         \
   BENCHMARK_TEMPLATE(mpmc_2x2, Q)->Name("queue/" impl "/mpmc_2x2")->Apply(threads2); \
+  BENCHMARK_TEMPLATE(mpmc_2p2c, Q)->Name("queue/" impl "/mpmc_2p2c")->Apply(threads4); \
   BENCHMARK_TEMPLATE(push_pop_1t, Q)->Name("queue/" impl "/push_pop_1t")->Apply(keel_bench::fixed_iterations)
 
-KEEL_QUEUE_BENCH("keel", keel_queue);
+KEEL_QUEUE_BENCH("keel", keel_lanes_queue<0>);
+KEEL_QUEUE_BENCH("keel_one_lane", keel_lanes_queue<1>);
 #if KEEL_BENCH_HAVE_MOODYCAMEL
 KEEL_QUEUE_BENCH("moodycamel", moodycamel_queue);
 #endif

@@ -62,9 +62,24 @@ TEST_CASE("capacity is rounded up to a power of two, at least 2", "[queue]") {
   CHECK(keel::mpmc_queue<int>(4096).capacity() == 4096);
 }
 
+TEST_CASE("lane counts are rounded up to a power of two; 0 picks the default", "[queue]") {
+  CHECK(keel::mpmc_queue<int>(8, keel::queue_lanes{1}).lanes() == 1);
+  CHECK(keel::mpmc_queue<int>(8, keel::queue_lanes{3}).lanes() == 4);
+  CHECK(keel::mpmc_queue<int>(8, keel::queue_lanes{64}).lanes() == 64);
+  const std::size_t automatic = keel::mpmc_queue<int>(8).lanes();
+  CHECK(automatic == keel::mpmc_queue<int>(8, keel::queue_lanes{0}).lanes());
+  CHECK(automatic >= 1);
+  CHECK(automatic <= 8);
+  CHECK((automatic & (automatic - 1)) == 0);
+  CHECK(keel::mpmc_queue<int>(8, keel::queue_lanes{4}).capacity() == 8);  // lanes never change the capacity
+}
+
 TEST_CASE("invalid capacities are rejected at construction", "[queue]") {
   CHECK_THROWS_WITH(keel::mpmc_queue<int>(0), "keel::queue: capacity must be at least 1");
   CHECK_THROWS_WITH(keel::mpmc_queue<int>((std::size_t{1} << 62) + 1), "keel::queue: capacity must be at most 2^62");
+  CHECK_THROWS_WITH(keel::mpmc_queue<int>(8, keel::queue_lanes{65}), "keel::queue: lanes.count must be at most 64");
+  CHECK_THROWS_WITH(keel::mpmc_queue<int>(std::size_t{1} << 62, keel::queue_lanes{2}),
+                    "keel::queue: capacity times lanes.count must be at most 2^62");
   CHECK_THROWS_AS(keel::mpmc_queue<int>(0), keel::config_error);
 }
 
@@ -335,12 +350,15 @@ TEST_CASE("blocking pop on the steady clock waits for the deadline, not less", "
 // --- model-based ------------------------------------------------------------
 // Random single-threaded sequences of every operation, checked step by step
 // against std::deque with the capacity and close rules written out plainly.
+// One thread pushes to and pops from its own lane, so every lane count must
+// behave exactly like one FIFO of the stated capacity.
 TEST_CASE("random operation sequences match a std::deque model", "[queue][model]") {
-  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
-    CAPTURE(seed);
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    const std::size_t lanes = std::size_t{1} << (seed % 3 * 2);  // 1, 4, 16
+    CAPTURE(seed, lanes);
     std::mt19937_64 rng(seed);
     const std::size_t requested = 1 + rng() % 9;
-    keel::mpmc_queue<std::unique_ptr<int>> q(requested);
+    keel::mpmc_queue<std::unique_ptr<int>> q(requested, keel::queue_lanes{lanes});
     const std::size_t cap = q.capacity();
     std::deque<int> model;
     bool closed = false;

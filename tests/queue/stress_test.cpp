@@ -32,8 +32,9 @@ using trace = std::vector<item>;
 /// until queue_closed. Afterwards every (producer, seq) must have been seen
 /// exactly once, and each consumer must have seen each producer's items in
 /// increasing order.
-void run_producers_consumers(int producers, int consumers, std::uint32_t per_producer, std::size_t capacity) {
-  keel::mpmc_queue<item> q(capacity);
+void run_producers_consumers(int producers, int consumers, std::uint32_t per_producer, std::size_t capacity,
+                             std::size_t lanes) {
+  keel::mpmc_queue<item> q(capacity, keel::queue_lanes{lanes});
   std::vector<trace> traces(static_cast<std::size_t>(consumers));
   std::vector<std::thread> threads;
   std::atomic<int> producers_left{producers};
@@ -125,16 +126,121 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
 }  // namespace
 
 TEST_CASE("P producers x C consumers: nothing lost or duplicated, FIFO per producer", "[queue][stress]") {
-  for (const int producers : {1, 2, 4}) {
-    for (const int consumers : {1, 2, 4}) {
-      CAPTURE(producers, consumers);
-      run_producers_consumers(producers, consumers, 3000, 8);
+  for (const std::size_t lanes : {std::size_t{1}, std::size_t{4}}) {
+    for (const int producers : {1, 2, 4}) {
+      for (const int consumers : {1, 2, 4}) {
+        CAPTURE(lanes, producers, consumers);
+        run_producers_consumers(producers, consumers, 2000, 8, lanes);
+      }
     }
   }
 }
 
 TEST_CASE("a tiny queue under heavy contention wraps many laps without losing items", "[queue][stress]") {
-  run_producers_consumers(4, 4, 4000, 2);
+  for (const std::size_t lanes : {std::size_t{0}, std::size_t{1}, std::size_t{4}}) {
+    CAPTURE(lanes);
+    run_producers_consumers(4, 4, 3000, 2, lanes);
+  }
+}
+
+// With several lanes the capacity is kept by credits that move between the
+// lanes; these tests check the bound and that no credit is ever lost.
+TEST_CASE("producers on different lanes together fill the queue to exactly its capacity", "[queue][stress]") {
+  // 64 lanes: live threads hold distinct numbers below 64, so each thread
+  // here has a lane of its own.
+  keel::mpmc_queue<int> q(1024, keel::queue_lanes{64});  // credits are granted in batches of 32
+  std::atomic<int> accepted{0};
+  auto fill = [&](int value) {
+    accepted = 0;
+    std::vector<std::thread> producers;
+    for (int p = 0; p < 4; ++p) {
+      producers.emplace_back([&] {
+        for (int misses = 0; misses < 50;) {
+          if (q.try_push(value)) {
+            accepted.fetch_add(1);
+            misses = 0;
+          } else {
+            ++misses;
+            std::this_thread::yield();
+          }
+        }
+      });
+    }
+    for (auto& t : producers) t.join();
+  };
+  fill(1);
+  CHECK(accepted.load() == 1024);  // no consumer ran: every credit was spent, none twice
+  CHECK(q.size() == 1024);
+
+  // This thread frees 10 places; producers on other lanes find all 10, even
+  // though some of their lanes hold unspent credits from the first round.
+  for (int i = 0; i < 10; ++i) REQUIRE(q.try_pop());
+  fill(2);
+  CHECK(accepted.load() == 10);
+  CHECK(q.size() == 1024);
+  const auto r = q.try_push(3);
+  REQUIRE(!r);
+  CHECK(r.error().code == keel::errc::queue_full);
+
+  std::size_t drained = 0;
+  while (q.try_pop()) ++drained;
+  CHECK(drained == 1024);
+  fill(4);
+  CHECK(accepted.load() == 1024);
+}
+
+TEST_CASE("after a concurrent run every freed place can be filled again", "[queue][stress]") {
+  for (const std::size_t lanes : {std::size_t{2}, std::size_t{4}, std::size_t{64}}) {
+    CAPTURE(lanes);
+    keel::mpmc_queue<int> q(16, keel::queue_lanes{lanes});
+    constexpr int per_producer = 3000;
+    std::atomic<int> to_pop{3 * per_producer};
+    std::vector<std::thread> threads;
+    for (int p = 0; p < 3; ++p) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < per_producer;) {
+          if (q.try_push(i)) {
+            ++i;
+          } else {
+            std::this_thread::yield();
+          }
+        }
+      });
+      threads.emplace_back([&] {
+        while (to_pop.load() > 0) {
+          if (q.pop(std::chrono::steady_clock::now() + 1ms)) to_pop.fetch_sub(1);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    REQUIRE(q.empty());
+    // Producers exited holding unspent credits; this thread's try_push
+    // finds them, so all 16 places are there, and not one more.
+    for (int i = 0; i < 16; ++i) REQUIRE(q.try_push(i));
+    CHECK(q.size() == 16);
+    CHECK(q.try_push(16).error().code == keel::errc::queue_full);
+  }
+}
+
+TEST_CASE("a consumer whose own lane never runs dry still drains the other lanes", "[queue][stress]") {
+  keel::mpmc_queue<int> q(64, keel::queue_lanes{64});
+  std::thread other([&] {
+    for (int i = 0; i < 10; ++i) REQUIRE(q.try_push(1000 + i));
+  });
+  other.join();
+  // This thread keeps its own lane non-empty: it pushes before every pop.
+  // Every 64th pop looks at the other lanes first, in rotation, so each lane
+  // is served at least once per 64 x 64 pops.
+  std::vector<int> from_other;
+  REQUIRE(q.try_push(-1));
+  for (int n = 0; n < 64 * 64 * 10 && from_other.size() < 10; ++n) {
+    REQUIRE(q.try_push(-2 - n));  // this thread's items are negative
+    const auto r = q.try_pop();
+    REQUIRE(r);
+    if (*r >= 1000) from_other.push_back(*r);
+  }
+  REQUIRE(from_other.size() == 10);
+  for (int i = 0; i < 10; ++i) CHECK(from_other[static_cast<std::size_t>(i)] == 1000 + i);  // in its order
 }
 
 TEST_CASE("close racing with pushes: every accepted item is popped, nothing else", "[queue][stress]") {

@@ -26,36 +26,51 @@
 //
 // Guarantees
 // - Capacity is rounded up to a power of two, at least 2 (capacity() says).
+//   At most that many items are queued, across all lanes.
 // - Every accepted item is popped exactly once, or destroyed exactly once by
 //   ~mpmc_queue if still queued. close() does not drop anything: a push that
 //   succeeded — even one racing with close() — is visible to consumers, who
 //   see queue_closed only after the last accepted item was taken.
 // - FIFO per producer: items of one producer are taken in the order it pushed
-//   them, and one consumer receives them in that order. Positions are handed
-//   out by one counter, so the queue is linearizable for pushes and pops
-//   that do not overlap in time (it is Vyukov's array queue).
+//   them, and one consumer receives them in that order. Across producers
+//   there is no order unless the queue has one lane (queue_lanes{1}): then
+//   positions are handed out by one counter and the queue is linearizable
+//   for pushes and pops that do not overlap in time (Vyukov's array queue).
 // - try_push/try_pop never block and never allocate. A pop waits only while
 //   a producer that already claimed the next position finishes writing it
 //   (the "blocking window" every sequence-number array queue has).
 //
-// Algorithm (cited, not copied): the bounded MPMC queue of Dmitry Vyukov
-// (1024cores.net) — each slot carries a sequence number that says whose turn
-// it is: `pos` when free for the producer of position pos, `pos + 1` when full
-// for its consumer, `pos + capacity` once freed for the next lap. Producers and
-// consumers claim positions with one CAS on tail or head, so try operations
-// can fail without having claimed anything (rigtorp/MPMCQueue and atomic_queue
-// use the same turn idea; their blocking push takes a ticket with fetch_add
-// and spins on it, which a deadline could not abandon). Slots are each one
-// cache line apart (like rigtorp's; atomic_queue remaps indices instead to keep
-// small items dense), head and tail two lines apart. Batches claim several
-// consecutive ready positions with a single CAS.
+// Lanes. A single FIFO makes every push and every pop move the same cache
+// lines between cores. So the queue is several rings ("lanes", one per
+// hardware thread by default, at most 8), and each thread has a home lane
+// for its life. A producer pushes to its home lane (which keeps its items in
+// order); a consumer pops from its home lane first — a thread that pushes
+// and pops keeps its items in its own cache — then from the others, and
+// every 64th pop looks at the others first, in rotation, so no lane starves.
+// One capacity covers all lanes through credits (see "credits" below), and
+// consumers pay nothing for it. The price: memory for lanes × capacity
+// slots, and no order across producers.
+//
+// Algorithm (cited, not copied): each lane is the bounded MPMC queue of
+// Dmitry Vyukov (1024cores.net) — each slot carries a sequence number that
+// says whose turn it is: `pos` when free for the producer of position pos,
+// `pos + 1` when full for its consumer, `pos + capacity` once freed for the
+// next lap. Producers and consumers claim positions with one CAS on tail or
+// head, so try operations can fail without having claimed anything
+// (rigtorp/MPMCQueue and atomic_queue use the same turn idea; their blocking
+// push takes a ticket with fetch_add and spins on it, which a deadline could
+// not abandon). Slots are each one cache line apart (like rigtorp's;
+// atomic_queue remaps indices instead to keep small items dense), head and
+// tail two lines apart. Batches claim several consecutive ready positions
+// with a single CAS. Lanes with a home per thread follow moodycamel's
+// per-producer sub-queues and the owner-first order of work-stealing deques.
 //
 // Blocking: a waiter tries, spins briefly, then sleeps on an event count
 // (detail/event_count.hpp) — a futex on Linux, a condition variable elsewhere —
-// with a timeout taken from the deadline. The close flag is the top bit of the
-// tail counter, so "closed" and "the last accepted position" change together
-// in one atomic operation. Notifying costs one load of a shared cache line
-// unless someone sleeps.
+// with a timeout taken from the deadline. The close flag is the top bit of
+// each lane's tail counter, so "closed" and "the lane's last accepted
+// position" change together in one atomic operation. Notifying costs one
+// load of a shared cache line unless someone sleeps.
 #pragma once
 
 #include <keel/core/clock.hpp>
@@ -121,6 +136,69 @@ park_timeout time_left(const Clock& clk, typename Clock::time_point deadline) no
 
 }  // namespace detail
 
+/// How many lanes a queue spreads its producers over: 0 (the default) picks
+/// one per hardware thread, at most 8; 1 makes one FIFO for every producer.
+/// Other counts are rounded up to a power of two (at most 64).
+struct queue_lanes {
+  std::size_t count = 0;
+};
+
+namespace detail {
+
+/// A thread's number among the live threads that used a keel queue: the
+/// lowest number free when it first used one, given back when it exits, so
+/// N threads that live together hold numbers 0..N-1 and spread evenly over
+/// the lanes (a thread's home lane is its number modulo the lane count). Past
+/// 64 live threads numbers are simply counted on.
+class queue_thread_number {
+ public:
+  queue_thread_number() noexcept {
+    std::uint64_t used = used_.load(std::memory_order_relaxed);
+    while (~used != 0) {
+      const int lowest = std::countr_zero(~used);
+      if (used_.compare_exchange_weak(used, used | (std::uint64_t{1} << lowest), std::memory_order_relaxed)) {
+        number_ = static_cast<std::uint32_t>(lowest);
+        return;
+      }
+    }
+    number_ = 64 + overflow_.fetch_add(1, std::memory_order_relaxed) % (UINT32_MAX - 64);
+  }
+  ~queue_thread_number() {
+    if (number_ < 64) used_.fetch_and(~(std::uint64_t{1} << number_), std::memory_order_relaxed);
+  }
+  queue_thread_number(const queue_thread_number&) = delete;
+  queue_thread_number& operator=(const queue_thread_number&) = delete;
+
+  std::uint32_t get() const noexcept { return number_; }
+
+ private:
+  static inline std::atomic<std::uint64_t> used_{0};
+  static inline std::atomic<std::uint32_t> overflow_{0};
+  std::uint32_t number_ = 0;
+};
+
+/// What a thread carries for keel queues: its number plus one (0: not
+/// numbered yet), and a pop counter for the consumers' rotation. Trivially
+/// destructible and constant-initialised, so reading it costs no guard; the
+/// number's lease, which has a destructor, is touched only once per thread.
+struct queue_thread {
+  std::uint32_t number_plus_one = 0;
+  std::uint32_t pops = 0;
+
+  std::uint32_t number() const noexcept { return number_plus_one - 1; }
+};
+
+inline queue_thread& this_queue_thread() noexcept {
+  thread_local queue_thread self;
+  if (self.number_plus_one == 0) [[unlikely]] {
+    thread_local queue_thread_number lease;
+    self.number_plus_one = lease.get() + 1;
+  }
+  return self;
+}
+
+}  // namespace detail
+
 template <class T, clock Clock = std::chrono::steady_clock>
 class mpmc_queue {
   static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> && !std::is_array_v<T>,
@@ -137,14 +215,29 @@ class mpmc_queue {
   using clock_type = Clock;
   using time_point = typename Clock::time_point;
 
-  /// A queue holding at least `capacity` items (rounded up to a power of two,
-  /// minimum 2). Allocates all slots now; nothing allocates afterwards.
-  explicit mpmc_queue(std::size_t capacity, Clock clk = Clock{}) : clock_(std::move(clk)) {
+  /// A queue holding at most `capacity` items (rounded up to a power of two,
+  /// minimum 2) over the default number of lanes. Allocates all slots now;
+  /// nothing allocates afterwards.
+  explicit mpmc_queue(std::size_t capacity, Clock clk = Clock{})
+      : mpmc_queue(capacity, queue_lanes{}, std::move(clk)) {}
+
+  /// As above with `lanes.count` lanes; queue_lanes{1} is a single FIFO.
+  mpmc_queue(std::size_t capacity, queue_lanes lanes, Clock clk = Clock{}) : clock_(std::move(clk)) {
     detail::require_config(capacity >= 1, "keel::queue: capacity must be at least 1");
     detail::require_config(capacity <= max_capacity, "keel::queue: capacity must be at most 2^62");
+    detail::require_config(lanes.count <= max_lanes, "keel::queue: lanes.count must be at most 64");
     capacity_ = std::bit_ceil(std::max<std::uint64_t>(capacity, 2));
-    slots_.reset(new slot[static_cast<std::size_t>(capacity_)]);
-    for (std::uint64_t i = 0; i < capacity_; ++i) slots_[i].sequence.store(i, std::memory_order_relaxed);
+    lane_count_ = lanes.count != 0 ? std::bit_ceil(lanes.count) : default_lanes();
+    detail::require_config(capacity_ <= max_capacity / lane_count_,
+                           "keel::queue: capacity times lanes.count must be at most 2^62");
+    lane_mask_ = lane_count_ - 1;
+    slots_.reset(new slot[static_cast<std::size_t>(capacity_ * lane_count_)]);
+    lanes_.reset(new lane[lane_count_]);
+    for (std::size_t l = 0; l < lane_count_; ++l) {
+      lanes_[l].slots = &slots_[static_cast<std::size_t>(capacity_ * l)];
+      for (std::uint64_t i = 0; i < capacity_; ++i) lanes_[l].slots[i].sequence.store(i, std::memory_order_relaxed);
+    }
+    credit_batch_ = std::clamp<std::int64_t>(static_cast<std::int64_t>(capacity_ / (4 * lane_count_)), 1, 32);
   }
 
   mpmc_queue(const mpmc_queue&) = delete;
@@ -153,8 +246,11 @@ class mpmc_queue {
   /// Destroys the items still queued. No thread may use the queue any more.
   ~mpmc_queue() {
     if constexpr (!std::is_trivially_destructible_v<T>) {
-      const std::uint64_t end = tail_.load(std::memory_order_acquire) & ~closed_bit;
-      for (std::uint64_t p = head_.load(std::memory_order_acquire); p != end; ++p) slot_at(p).destroy();
+      for (std::size_t l = 0; l < lane_count_; ++l) {
+        lane& ln = lanes_[l];
+        const std::uint64_t end = ln.tail.load(std::memory_order_acquire) & ~closed_bit;
+        for (std::uint64_t p = ln.head.load(std::memory_order_acquire); p != end; ++p) ln.slot_at(p, capacity_).destroy();
+      }
     }
   }
 
@@ -203,25 +299,36 @@ class mpmc_queue {
   /// whole batch.
   result<std::size_t> try_push_batch(std::span<T> items) noexcept {
     if (items.empty()) return std::size_t{0};
-    const claimed c = claim(tail_, 0, items.size());
+    lane& home = lanes_[home_lane()];
+    const std::uint64_t allowed = take_credits(home, items.size());
+    if (allowed == 0) return reject(closing_.load(std::memory_order_acquire) ? errc::queue_closed : errc::queue_full);
+    const claimed c = claim(home, home.tail, 0, allowed);
+    if (c.count < allowed) refund(home, allowed - c.count);
     if (c.count == 0) return reject((c.first & closed_bit) ? errc::queue_closed : errc::queue_full);
-    for (std::uint64_t i = 0; i < c.count; ++i) publish(c.first + i, std::move(items[static_cast<std::size_t>(i)]));
+    for (std::uint64_t i = 0; i < c.count; ++i) {
+      publish(home, c.first + i, std::move(items[static_cast<std::size_t>(i)]));
+    }
     not_empty_.notify(notify_count(c.count));
     return static_cast<std::size_t>(c.count);
   }
 
   // --- consumers -------------------------------------------------------------
 
-  /// Dequeues the oldest item if there is one now; otherwise queue_closed
-  /// (closed and drained) or queue_empty.
+  /// Dequeues an item if there is one now (the oldest of the first lane that
+  /// has one; see "Lanes"); otherwise queue_closed (closed and drained) or
+  /// queue_empty.
   result<T> try_pop() noexcept {
-    const claimed c = claim(head_, 1, 1);
-    if (c.count == 0) return empty_or_closed(c.first);
-    slot& s = slot_at(c.first);
-    result<T> out(std::in_place, std::move(s.item()));
-    release(c.first);
-    not_full_.notify(1);
-    return out;
+    const std::size_t start = pop_start();
+    for (std::size_t i = 0; i < lane_count_; ++i) {
+      lane& from = lanes_[(start + i) & lane_mask_];
+      const claimed c = claim(from, from.head, 1, 1);
+      if (c.count == 0) continue;
+      result<T> out(std::in_place, std::move(from.slot_at(c.first, capacity_).item()));
+      release(from, c.first);
+      not_full_.notify(1);
+      return out;
+    }
+    return empty_or_closed();
   }
 
   /// Dequeues, waiting until `deadline` for an item: the item, queue_closed
@@ -232,17 +339,22 @@ class mpmc_queue {
   }
   result<T> pop() { return pop(time_point::max()); }
 
-  /// Moves up to `max` ready items, oldest first, to `out` without waiting:
-  /// their count (≥ 1), queue_closed, or queue_empty.
+  /// Moves up to `max` ready items of one lane, oldest first, to `out`
+  /// without waiting: their count (≥ 1), queue_closed, or queue_empty.
   /// One CAS for the whole batch. If writing to `out` throws, the items not
   /// yet written are destroyed and the queue stays consistent (reserve first).
   template <std::output_iterator<T&&> Out>
   result<std::size_t> try_pop_batch(Out& out, std::size_t max) {
     if (max == 0) return std::size_t{0};
-    const claimed c = claim(head_, 1, max);
-    if (c.count == 0) return empty_or_closed(c.first);
-    hand_over(c.first, c.count, out);
-    return static_cast<std::size_t>(c.count);
+    const std::size_t start = pop_start();
+    for (std::size_t i = 0; i < lane_count_; ++i) {
+      lane& from = lanes_[(start + i) & lane_mask_];
+      const claimed c = claim(from, from.head, 1, max);
+      if (c.count == 0) continue;
+      hand_over(from, c.first, c.count, out);
+      return static_cast<std::size_t>(c.count);
+    }
+    return empty_or_closed();
   }
 
   /// Waits until `deadline` for the first item, then takes up to `max` items
@@ -265,20 +377,25 @@ class mpmc_queue {
   /// gone. Idempotent, never blocks.
   void close() noexcept {
     closing_.store(true, std::memory_order_seq_cst);
-    tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
+    for (std::size_t l = 0; l < lane_count_; ++l) lanes_[l].tail.fetch_or(closed_bit, std::memory_order_seq_cst);
     not_empty_.notify_all();
     not_full_.notify_all();
   }
 
-  bool closed() const noexcept { return (tail_.load(std::memory_order_acquire) & closed_bit) != 0; }
+  bool closed() const noexcept { return closing_.load(std::memory_order_acquire); }
 
   std::size_t capacity() const noexcept { return static_cast<std::size_t>(capacity_); }
+  std::size_t lanes() const noexcept { return lane_count_; }
 
   /// Items queued: a snapshot, exact when nobody pushes or pops.
   std::size_t size() const noexcept {
-    const std::uint64_t head = head_.load(std::memory_order_acquire);
-    const std::uint64_t tail = tail_.load(std::memory_order_acquire) & ~closed_bit;
-    return static_cast<std::size_t>(std::min(tail - head, capacity_));
+    std::uint64_t total = 0;
+    for (std::size_t l = 0; l < lane_count_; ++l) {
+      const std::uint64_t head = lanes_[l].head.load(std::memory_order_acquire);
+      const std::uint64_t tail = lanes_[l].tail.load(std::memory_order_acquire) & ~closed_bit;
+      if (tail > head) total += tail - head;
+    }
+    return static_cast<std::size_t>(std::min(total, capacity_));
   }
   bool empty() const noexcept { return size() == 0; }
 
@@ -289,6 +406,7 @@ class mpmc_queue {
  private:
   static constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
   static constexpr std::uint64_t max_capacity = std::uint64_t{1} << 62;
+  static constexpr std::size_t max_lanes = 64;
   static constexpr int spin_limit = 16;
 
   struct alignas(detail::cache_line) slot {
@@ -299,6 +417,20 @@ class mpmc_queue {
     void destroy() noexcept { item().~T(); }
   };
 
+  /// One ring of the queue: Vyukov's array queue with room for the whole
+  /// capacity. Each field a different side writes sits on lines of its own
+  /// (two apart, against the adjacent-line prefetcher).
+  struct lane {
+    slot* slots = nullptr;  // read-only after construction
+    alignas(2 * detail::cache_line) std::atomic<std::uint64_t> tail{0};     // next push position | closed_bit
+    alignas(2 * detail::cache_line) std::atomic<std::uint64_t> head{0};     // next pop position
+    alignas(2 * detail::cache_line) std::atomic<std::int64_t> credits{0};   // places granted to its producers, unused
+
+    slot& slot_at(std::uint64_t pos, std::uint64_t capacity) const noexcept {
+      return slots[static_cast<std::size_t>(pos & (capacity - 1))];
+    }
+  };
+
   /// Positions [first, first + count) now belong to the caller; count == 0
   /// means nothing was ready at `first` (for tail, `first` carries the close bit).
   struct claimed {
@@ -306,24 +438,45 @@ class mpmc_queue {
     std::uint64_t count;
   };
 
-  slot& slot_at(std::uint64_t pos) const noexcept { return slots_[static_cast<std::size_t>(pos & (capacity_ - 1))]; }
+  static std::size_t default_lanes() noexcept {
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    return std::min<std::size_t>(std::bit_ceil(threads), 8);
+  }
 
-  /// Claims up to `want` consecutive positions of `index` whose slots are
-  /// ready — sequence == position + `turn` (0: free for a producer, 1: full
-  /// for a consumer) — with one CAS. The CAS is seq_cst: it is the write the
-  /// event count's no-lost-wake-up argument is about.
-  claimed claim(std::atomic<std::uint64_t>& index, std::uint64_t turn, std::uint64_t want) noexcept {
+  std::size_t home_lane() const noexcept { return detail::this_queue_thread().number() & lane_mask_; }
+
+  /// A consumer looks at its home lane first — where its own pushes went, so
+  /// a thread that pushes and pops keeps its items in its own cache — then at
+  /// the others in turn. Every 64th pop looks at the others first, starting
+  /// one lane further each time, so a lane that no consumer calls home is
+  /// served at least once every 64 × lanes pops of each consumer even while
+  /// the consumers' own lanes never run dry.
+  std::size_t pop_start() const noexcept {
+    detail::queue_thread& self = detail::this_queue_thread();
+    const std::size_t home = self.number() & lane_mask_;
+    if ((++self.pops & 63u) != 0) return home;
+    return (home + 1 + (self.pops >> 6)) & lane_mask_;
+  }
+
+  /// Claims up to `want` consecutive positions of `index` (the lane's head or
+  /// tail) whose slots are ready — sequence == position + `turn` (0: free for
+  /// a producer, 1: full for a consumer) — with one CAS. The CAS is seq_cst:
+  /// it is the write the event count's no-lost-wake-up argument is about.
+  claimed claim(lane& ln, std::atomic<std::uint64_t>& index, std::uint64_t turn, std::uint64_t want) noexcept {
     std::uint64_t pos = index.load(std::memory_order_relaxed);
     for (;;) {
       if (pos & closed_bit) return {pos, 0};
-      const auto lag = static_cast<std::int64_t>(slot_at(pos).sequence.load(std::memory_order_acquire) - (pos + turn));
+      const auto lag =
+          static_cast<std::int64_t>(ln.slot_at(pos, capacity_).sequence.load(std::memory_order_acquire) - (pos + turn));
       if (lag < 0) return {pos, 0};  // the previous lap has not finished with this slot: full / empty
       if (lag > 0) {                 // another thread took `pos` since we read it
         pos = index.load(std::memory_order_relaxed);
         continue;
       }
       std::uint64_t n = 1;
-      while (n < want && slot_at(pos + n).sequence.load(std::memory_order_acquire) == pos + n + turn) ++n;
+      while (n < want && ln.slot_at(pos + n, capacity_).sequence.load(std::memory_order_acquire) == pos + n + turn) {
+        ++n;
+      }
       // On success no one else can touch the n slots: changing any of them
       // needs a claim on a position in [pos, pos + n), which this CAS took.
       if (index.compare_exchange_weak(pos, pos + n, std::memory_order_seq_cst, std::memory_order_relaxed)) {
@@ -332,48 +485,136 @@ class mpmc_queue {
     }
   }
 
+  // --- credits: the capacity bound across lanes --------------------------------
+  //
+  // Each lane's ring has room for the whole capacity (one producer may fill
+  // the queue), so with several lanes the bound is kept by credits, one per
+  // place: a push spends one of its lane's credits before it claims a slot.
+  // Producers get credits in batches by raising granted_, the count of
+  // places ever granted, as far as capacity + Σ heads (places ever freed by
+  // pops) allows — so queued items plus unspent credits never exceed the
+  // capacity, and consumers do nothing for it beyond the pop itself: their
+  // head counter is the credit they give back. Unspent credits of other
+  // lanes are taken when nothing else is left, so try_push fails only when
+  // the queue really is full. A single lane needs no credits: its ring is
+  // the bound.
+
+  /// Takes up to `want` credits: from `home`, then a new grant (with a batch
+  /// to spare for home), then from the other lanes. 0: the queue is full.
+  std::uint64_t take_credits(lane& home, std::uint64_t want) noexcept {
+    if (lane_count_ == 1) return want;
+    const auto wanted = static_cast<std::int64_t>(want);
+    std::int64_t got = take_from(home.credits, wanted);
+    if (got < wanted) got += grant(home, wanted - got);
+    const std::size_t home_index = static_cast<std::size_t>(&home - lanes_.get());
+    for (std::size_t i = 1; i < lane_count_ && got < wanted; ++i) {
+      got += keep_rest(home, take_from(lanes_[(home_index + i) & lane_mask_].credits, INT64_MAX), wanted - got);
+    }
+    return static_cast<std::uint64_t>(got);
+  }
+
+  /// Places never granted: capacity + places freed − places granted. The
+  /// heads are read after granted_, so the result never overstates.
+  std::int64_t ungranted(std::uint64_t granted) const noexcept {
+    std::uint64_t freed = 0;
+    for (std::size_t l = 0; l < lane_count_; ++l) freed += lanes_[l].head.load(std::memory_order_seq_cst);
+    return static_cast<std::int64_t>(capacity_ + freed - granted);
+  }
+  std::int64_t ungranted() const noexcept { return ungranted(granted_.load(std::memory_order_seq_cst)); }
+
+  /// Grants `need` credits plus a batch for `home`, or as many as are free.
+  std::int64_t grant(lane& home, std::int64_t need) noexcept {
+    std::uint64_t granted = granted_.load(std::memory_order_seq_cst);
+    for (;;) {
+      const std::int64_t free = ungranted(granted);
+      if (free <= 0) return 0;
+      const std::int64_t take = std::min(free, need + credit_batch_);
+      if (granted_.compare_exchange_weak(granted, granted + static_cast<std::uint64_t>(take),
+                                         std::memory_order_seq_cst, std::memory_order_seq_cst)) {
+        return keep_rest(home, take, need);
+      }
+    }
+  }
+
+  /// Of `took` credits, returns up to `need` to the caller and puts the rest
+  /// in `home`.
+  std::int64_t keep_rest(lane& home, std::int64_t took, std::int64_t need) noexcept {
+    if (took <= need) return took;
+    // The spare credits were in no counter for a moment: a producer that
+    // looked then may have gone to sleep.
+    home.credits.fetch_add(took - need, std::memory_order_seq_cst);
+    not_full_.notify(notify_count(static_cast<std::uint64_t>(took - need)));
+    return need;
+  }
+
+  static std::int64_t take_from(std::atomic<std::int64_t>& credits, std::int64_t limit) noexcept {
+    std::int64_t have = credits.load(std::memory_order_relaxed);
+    while (have > 0) {
+      const std::int64_t take = std::min(have, limit);
+      if (credits.compare_exchange_weak(have, have - take, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+        return take;
+      }
+    }
+    return 0;
+  }
+
+  /// Gives back credits a producer took but could not use.
+  void refund(lane& home, std::uint64_t n) noexcept {
+    if (lane_count_ == 1) return;
+    home.credits.fetch_add(static_cast<std::int64_t>(n), std::memory_order_seq_cst);
+    not_full_.notify(notify_count(n));
+  }
+
   template <class... Args>
   result<void> emplace_now(Args&&... args) noexcept {
-    const claimed c = claim(tail_, 0, 1);
-    if (c.count == 0) return reject((c.first & closed_bit) ? errc::queue_closed : errc::queue_full);
-    publish(c.first, std::forward<Args>(args)...);
+    lane& home = lanes_[home_lane()];
+    if (take_credits(home, 1) == 0) {
+      return reject(closing_.load(std::memory_order_acquire) ? errc::queue_closed : errc::queue_full);
+    }
+    const claimed c = claim(home, home.tail, 0, 1);
+    if (c.count == 0) {
+      refund(home, 1);
+      return reject((c.first & closed_bit) ? errc::queue_closed : errc::queue_full);
+    }
+    publish(home, c.first, std::forward<Args>(args)...);
     not_empty_.notify(1);
     return {};
   }
 
   template <class... Args>
-  void publish(std::uint64_t pos, Args&&... args) noexcept {
-    slot& s = slot_at(pos);
+  void publish(lane& ln, std::uint64_t pos, Args&&... args) noexcept {
+    slot& s = ln.slot_at(pos, capacity_);
     ::new (static_cast<void*>(s.storage)) T(std::forward<Args>(args)...);
     s.sequence.store(pos + 1, std::memory_order_release);
   }
 
   /// Destroys the item at `pos` and hands the slot to the producer of the next lap.
-  void release(std::uint64_t pos) noexcept {
-    slot& s = slot_at(pos);
+  void release(lane& ln, std::uint64_t pos) noexcept {
+    slot& s = ln.slot_at(pos, capacity_);
     s.destroy();
     s.sequence.store(pos + capacity_, std::memory_order_release);
   }
 
   template <class Out>
-  void hand_over(std::uint64_t first, std::uint64_t count, Out& out) {
+  void hand_over(lane& from, std::uint64_t first, std::uint64_t count, Out& out) {
     // Each slot is released as soon as its item is moved out. If writing to
     // `out` throws, the guard releases (and so destroys) the rest; either way
     // it then wakes the producers waiting for the freed slots.
     struct release_rest {
       mpmc_queue& queue;
+      lane& from;
       std::uint64_t next;
       std::uint64_t end;
       std::uint64_t freed;
       ~release_rest() {
-        for (; next != end; ++next) queue.release(next);
+        for (; next != end; ++next) queue.release(from, next);
         queue.not_full_.notify(notify_count(freed));
       }
-    } guard{*this, first, first + count, count};
+    } guard{*this, from, first, first + count, count};
     while (guard.next != guard.end) {
       const std::uint64_t pos = guard.next++;
-      T item(std::move(slot_at(pos).item()));
-      release(pos);
+      T item(std::move(from.slot_at(pos, capacity_).item()));
+      release(from, pos);
       *out = std::move(item);
       ++out;
     }
@@ -381,24 +622,40 @@ class mpmc_queue {
 
   static int notify_count(std::uint64_t n) noexcept { return static_cast<int>(std::min<std::uint64_t>(n, INT_MAX)); }
 
-  rejection empty_or_closed(std::uint64_t head) const noexcept {
-    // Closed with the final tail equal to our head: every accepted item is
-    // taken. closing_ (set just before the close bit) spares a consumer that
-    // polls an open, empty queue from pulling the producers' tail line.
-    if (closing_.load(std::memory_order_acquire) && tail_.load(std::memory_order_acquire) == (head | closed_bit)) {
-      return reject(errc::queue_closed);
+  rejection empty_or_closed() const noexcept {
+    // Closed, and every lane's final tail equals its head: every accepted
+    // item is taken. closing_ (set before the close bits) spares a consumer
+    // that polls an open, empty queue from pulling the producers' tail lines.
+    if (closing_.load(std::memory_order_acquire)) {
+      bool drained = true;
+      for (std::size_t l = 0; l < lane_count_ && drained; ++l) {
+        drained = lanes_[l].tail.load(std::memory_order_acquire) ==
+                  (lanes_[l].head.load(std::memory_order_acquire) | closed_bit);
+      }
+      if (drained) return reject(errc::queue_closed);
     }
     return reject(errc::queue_empty);
   }
 
   // The re-checks between prepare_wait() and wait(): seq_cst loads, see event_count.hpp.
   bool has_items() const noexcept {
-    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
-    return (tail & closed_bit) != 0 || tail != head_.load(std::memory_order_seq_cst);
+    if (closing_.load(std::memory_order_seq_cst)) return true;
+    for (std::size_t l = 0; l < lane_count_; ++l) {
+      if (lanes_[l].tail.load(std::memory_order_seq_cst) != lanes_[l].head.load(std::memory_order_seq_cst)) return true;
+    }
+    return false;
   }
   bool has_room() const noexcept {
-    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
-    return (tail & closed_bit) != 0 || tail - head_.load(std::memory_order_seq_cst) < capacity_;
+    if (closing_.load(std::memory_order_seq_cst)) return true;
+    if (lane_count_ == 1) {
+      const std::uint64_t tail = lanes_[0].tail.load(std::memory_order_seq_cst);
+      return tail - lanes_[0].head.load(std::memory_order_seq_cst) < capacity_;
+    }
+    if (ungranted() > 0) return true;
+    for (std::size_t l = 0; l < lane_count_; ++l) {
+      if (lanes_[l].credits.load(std::memory_order_seq_cst) > 0) return true;
+    }
+    return false;
   }
 
   template <class R>
@@ -438,14 +695,16 @@ class mpmc_queue {
 
   // Read-mostly: shared by every thread, written only at construction.
   std::unique_ptr<slot[]> slots_;
+  std::unique_ptr<lane[]> lanes_;
   std::uint64_t capacity_ = 0;
+  std::size_t lane_count_ = 1;
+  std::size_t lane_mask_ = 0;
+  std::int64_t credit_batch_ = 1;
   [[no_unique_address]] Clock clock_;
   std::atomic<bool> closing_{false};  // written once, by close()
 
-  // Each written by its own side; two cache lines apart against false sharing
-  // and the adjacent-line prefetcher.
-  alignas(2 * detail::cache_line) std::atomic<std::uint64_t> tail_{0};  // next push position | closed_bit
-  alignas(2 * detail::cache_line) std::atomic<std::uint64_t> head_{0};  // next pop position
+  // Places ever granted to lanes as credits; CAS'd once per batch of pushes.
+  alignas(2 * detail::cache_line) std::atomic<std::uint64_t> granted_{0};
   // Read on every push (not_empty_) or pop (not_full_), written only by sleepers.
   alignas(2 * detail::cache_line) detail::event_count<> not_empty_;
   alignas(2 * detail::cache_line) detail::event_count<> not_full_;
