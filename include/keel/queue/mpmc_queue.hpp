@@ -503,7 +503,17 @@ class mpmc_queue {
   /// to spare for home), then from the other lanes. 0: the queue is full.
   std::uint64_t take_credits(lane& home, std::uint64_t want) noexcept {
     if (lane_count_ == 1) return want;
+    // The common case, inline: home holds enough.
     const auto wanted = static_cast<std::int64_t>(want);
+    std::int64_t have = home.credits.load(std::memory_order_relaxed);
+    if (have >= wanted &&
+        home.credits.compare_exchange_strong(have, have - wanted, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      return want;
+    }
+    return take_credits_slowly(home, wanted);
+  }
+
+  std::uint64_t take_credits_slowly(lane& home, std::int64_t wanted) noexcept {
     std::int64_t got = take_from(home.credits, wanted);
     if (got < wanted) got += grant(home, wanted - got);
     const std::size_t home_index = static_cast<std::size_t>(&home - lanes_.get());

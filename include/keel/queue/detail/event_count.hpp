@@ -149,9 +149,7 @@ class event_count {
   /// Wakes up to `count` waiters, if there are any. Call after the seq_cst
   /// write that made the condition true.
   void notify(int count) noexcept {
-    if (waiters_.load(std::memory_order_seq_cst) == 0) return;
-    epoch_.fetch_add(1, std::memory_order_seq_cst);
-    parking_.wake(epoch_, count);
+    if (waiters_.load(std::memory_order_seq_cst) != 0) wake(count);
   }
 
   void notify_all() noexcept { notify(INT_MAX); }
@@ -160,6 +158,13 @@ class event_count {
   std::uint32_t waiting() const noexcept { return waiters_.load(std::memory_order_relaxed); }
 
  private:
+  // Kept out of notify() so that the common case — nobody waits — stays a
+  // load and a branch that inlines into every push and pop.
+  void wake(int count) noexcept {
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    parking_.wake(epoch_, count);
+  }
+
   std::atomic<std::uint32_t> epoch_{0};
   std::atomic<std::uint32_t> waiters_{0};
   [[no_unique_address]] Parking parking_;
