@@ -72,6 +72,10 @@ TEST_CASE("lane counts are rounded up to a power of two; 0 picks the default", "
   CHECK(automatic <= 8);
   CHECK((automatic & (automatic - 1)) == 0);
   CHECK(keel::mpmc_queue<int>(8, keel::queue_lanes{4}).capacity() == 8);  // lanes never change the capacity
+  // The default keeps lanes x capacity within 2^20 slots: a queue of 2^20
+  // items has one lane.
+  CHECK(keel::mpmc_queue<char>(std::size_t{1} << 20).lanes() == 1);
+  CHECK(keel::mpmc_queue<char>(std::size_t{1} << 19).lanes() == std::min<std::size_t>(automatic, 2));
 }
 
 TEST_CASE("invalid capacities are rejected at construction", "[queue]") {

@@ -137,8 +137,9 @@ park_timeout time_left(const Clock& clk, typename Clock::time_point deadline) no
 }  // namespace detail
 
 /// How many lanes a queue spreads its producers over: 0 (the default) picks
-/// one per hardware thread, at most 8; 1 makes one FIFO for every producer.
-/// Other counts are rounded up to a power of two (at most 64).
+/// one per hardware thread, at most 8 (fewer for very large queues, see
+/// default_lanes); 1 makes one FIFO for every producer. Other counts are
+/// rounded up to a power of two (at most 64).
 struct queue_lanes {
   std::size_t count = 0;
 };
@@ -227,7 +228,7 @@ class mpmc_queue {
     detail::require_config(capacity <= max_capacity, "keel::queue: capacity must be at most 2^62");
     detail::require_config(lanes.count <= max_lanes, "keel::queue: lanes.count must be at most 64");
     capacity_ = std::bit_ceil(std::max<std::uint64_t>(capacity, 2));
-    lane_count_ = lanes.count != 0 ? std::bit_ceil(lanes.count) : default_lanes();
+    lane_count_ = lanes.count != 0 ? std::bit_ceil(lanes.count) : default_lanes(capacity_);
     detail::require_config(capacity_ <= max_capacity / lane_count_,
                            "keel::queue: capacity times lanes.count must be at most 2^62");
     lane_mask_ = lane_count_ - 1;
@@ -407,6 +408,7 @@ class mpmc_queue {
   static constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
   static constexpr std::uint64_t max_capacity = std::uint64_t{1} << 62;
   static constexpr std::size_t max_lanes = 64;
+  static constexpr std::uint64_t default_slot_budget = std::uint64_t{1} << 20;
   static constexpr int spin_limit = 16;
 
   struct alignas(detail::cache_line) slot {
@@ -438,9 +440,14 @@ class mpmc_queue {
     std::uint64_t count;
   };
 
-  static std::size_t default_lanes() noexcept {
+  /// One lane per hardware thread, at most 8 — and fewer for a queue so
+  /// large that lanes × capacity would pass 2^20 slots (64 MiB of small
+  /// items): such a queue is a backlog, where memory matters more than
+  /// nanoseconds per item.
+  static std::size_t default_lanes(std::uint64_t capacity) noexcept {
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    return std::min<std::size_t>(std::bit_ceil(threads), 8);
+    const std::uint64_t by_memory = std::max<std::uint64_t>(1, default_slot_budget / capacity);
+    return static_cast<std::size_t>(std::min<std::uint64_t>({std::bit_ceil(threads), 8, std::bit_floor(by_memory)}));
   }
 
   std::size_t home_lane() const noexcept { return detail::this_queue_thread().number() & lane_mask_; }
