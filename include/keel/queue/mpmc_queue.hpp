@@ -427,6 +427,7 @@ class mpmc_queue {
     alignas(2 * detail::cache_line) std::atomic<std::uint64_t> tail{0};     // next push position | closed_bit
     alignas(2 * detail::cache_line) std::atomic<std::uint64_t> head{0};     // next pop position
     alignas(2 * detail::cache_line) std::atomic<std::int64_t> credits{0};   // places granted to its producers, unused
+    alignas(2 * detail::cache_line) std::atomic<std::uint64_t> reclaimed{0};  // positions counted as freed
 
     slot& slot_at(std::uint64_t pos, std::uint64_t capacity) const noexcept {
       return slots[static_cast<std::size_t>(pos & (capacity - 1))];
@@ -498,13 +499,12 @@ class mpmc_queue {
   // the queue), so with several lanes the bound is kept by credits, one per
   // place: a push spends one of its lane's credits before it claims a slot.
   // Producers get credits in batches by raising granted_, the count of
-  // places ever granted, as far as capacity + Σ heads (places ever freed by
-  // pops) allows — so queued items plus unspent credits never exceed the
-  // capacity, and consumers do nothing for it beyond the pop itself: their
-  // head counter is the credit they give back. Unspent credits of other
-  // lanes are taken when nothing else is left, so try_push fails only when
-  // the queue really is full. A single lane needs no credits: its ring is
-  // the bound.
+  // places ever granted, as far as capacity + places ever freed allows — so
+  // queued items plus unspent credits never exceed the capacity. Consumers do
+  // nothing for it beyond the pop itself: a producer that needs credits counts
+  // the slots they released (see reclaim). Unspent credits of other lanes are
+  // taken when nothing else is left, so try_push fails only when the queue
+  // really is full. A single lane needs no credits: its ring is the bound.
 
   /// Takes up to `want` credits: from `home`, then a new grant (with a batch
   /// to spare for home), then from the other lanes. 0: the queue is full.
@@ -521,6 +521,14 @@ class mpmc_queue {
   }
 
   std::uint64_t take_credits_slowly(lane& home, std::int64_t wanted) noexcept {
+    // A home ring that holds the whole capacity means a full queue: say so
+    // from the slot its next pop will free, the one line that changes when
+    // room appears — not from the heads, which every pop writes and which a
+    // producer polling a full queue would keep pulling away from consumers.
+    const std::uint64_t tail = home.tail.load(std::memory_order_relaxed) & ~closed_bit;
+    if (static_cast<std::int64_t>(home.slot_at(tail, capacity_).sequence.load(std::memory_order_acquire) - tail) < 0) {
+      return 0;
+    }
     std::int64_t got = take_from(home.credits, wanted);
     if (got < wanted) got += grant(home, wanted - got);
     const std::size_t home_index = static_cast<std::size_t>(&home - lanes_.get());
@@ -530,20 +538,45 @@ class mpmc_queue {
     return static_cast<std::uint64_t>(got);
   }
 
-  /// Places never granted: capacity + places freed − places granted. The
-  /// heads are read after granted_, so the result never overstates.
-  std::int64_t ungranted(std::uint64_t granted) const noexcept {
-    std::uint64_t freed = 0;
-    for (std::size_t l = 0; l < lane_count_; ++l) freed += lanes_[l].head.load(std::memory_order_seq_cst);
-    return static_cast<std::int64_t>(capacity_ + freed - granted);
+  /// Places ever freed in `ln`: the positions below the first slot that its
+  /// consumers have not released yet. The count advances over the released
+  /// slots themselves — lines their consumers will not write again for a
+  /// lap — and not by reading the head, which every pop writes: a producer
+  /// polling a full queue would keep pulling that line away from the
+  /// consumers it waits for.
+  std::uint64_t reclaim(lane& ln) noexcept {
+    std::uint64_t from = ln.reclaimed.load(std::memory_order_seq_cst);
+    for (;;) {
+      std::uint64_t to = from;
+      while (static_cast<std::int64_t>(ln.slot_at(to, capacity_).sequence.load(std::memory_order_acquire) -
+                                       (to + capacity_)) >= 0) {
+        ++to;
+      }
+      if (to == from ||
+          ln.reclaimed.compare_exchange_weak(from, to, std::memory_order_seq_cst, std::memory_order_seq_cst)) {
+        return to;
+      }
+    }
   }
-  std::int64_t ungranted() const noexcept { return ungranted(granted_.load(std::memory_order_seq_cst)); }
 
   /// Grants `need` credits plus a batch for `home`, or as many as are free.
+  /// Only home's released slots are counted first (a thread that pops what
+  /// it pushed finds its own pops there, on its own lines); the other lanes
+  /// are scanned when that is not enough. granted_ is read before the places
+  /// freed, which only grow, so the free count never overstates.
   std::int64_t grant(lane& home, std::int64_t need) noexcept {
     std::uint64_t granted = granted_.load(std::memory_order_seq_cst);
     for (;;) {
-      const std::int64_t free = ungranted(granted);
+      std::uint64_t freed = 0;
+      for (std::size_t l = 0; l < lane_count_; ++l) {
+        freed += &lanes_[l] == &home ? reclaim(home) : lanes_[l].reclaimed.load(std::memory_order_seq_cst);
+      }
+      auto free = static_cast<std::int64_t>(capacity_ + freed - granted);
+      if (free < need) {
+        freed = 0;
+        for (std::size_t l = 0; l < lane_count_; ++l) freed += reclaim(lanes_[l]);
+        free = static_cast<std::int64_t>(capacity_ + freed - granted);
+      }
       if (free <= 0) return 0;
       const std::int64_t take = std::min(free, need + credit_batch_);
       if (granted_.compare_exchange_weak(granted, granted + static_cast<std::uint64_t>(take),
@@ -668,7 +701,11 @@ class mpmc_queue {
       const std::uint64_t tail = lanes_[0].tail.load(std::memory_order_seq_cst);
       return tail - lanes_[0].head.load(std::memory_order_seq_cst) < capacity_;
     }
-    if (ungranted() > 0) return true;
+    // Freed by the heads: an upper bound of what reclaim() will find once
+    // the consumers have released their slots (the attempt then retries).
+    std::uint64_t popped = 0;
+    for (std::size_t l = 0; l < lane_count_; ++l) popped += lanes_[l].head.load(std::memory_order_seq_cst);
+    if (static_cast<std::int64_t>(capacity_ + popped - granted_.load(std::memory_order_seq_cst)) > 0) return true;
     for (std::size_t l = 0; l < lane_count_; ++l) {
       if (lanes_[l].credits.load(std::memory_order_seq_cst) > 0) return true;
     }
