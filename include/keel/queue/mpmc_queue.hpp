@@ -320,16 +320,9 @@ class mpmc_queue {
   /// queue_empty.
   result<T> try_pop() noexcept {
     const std::size_t start = pop_start();
-    for (std::size_t i = 0; i < lane_count_; ++i) {
-      lane& from = lanes_[(start + i) & lane_mask_];
-      const claimed c = claim(from, from.head, 1, 1);
-      if (c.count == 0) continue;
-      result<T> out(std::in_place, std::move(from.slot_at(c.first, capacity_).item()));
-      release(from, c.first);
-      not_full_.notify(1);
-      return out;
-    }
-    return empty_or_closed();
+    lane& first = lanes_[start];
+    if (const claimed c = claim<true>(first, first.head, 1); c.count != 0) return take(first, c.first);
+    return try_pop_elsewhere(start);
   }
 
   /// Dequeues, waiting until `deadline` for an item: the item, queue_closed
@@ -470,7 +463,10 @@ class mpmc_queue {
   /// tail) whose slots are ready — sequence == position + `turn` (0: free for
   /// a producer, 1: full for a consumer) — with one CAS. The CAS is seq_cst:
   /// it is the write the event count's no-lost-wake-up argument is about.
-  claimed claim(lane& ln, std::atomic<std::uint64_t>& index, std::uint64_t turn, std::uint64_t want) noexcept {
+  /// One<true> claims a single position: the push and pop fast paths, kept
+  /// small enough to inline.
+  template <bool One = false>
+  claimed claim(lane& ln, std::atomic<std::uint64_t>& index, std::uint64_t turn, std::uint64_t want = 1) noexcept {
     std::uint64_t pos = index.load(std::memory_order_relaxed);
     for (;;) {
       if (pos & closed_bit) return {pos, 0};
@@ -482,8 +478,10 @@ class mpmc_queue {
         continue;
       }
       std::uint64_t n = 1;
-      while (n < want && ln.slot_at(pos + n, capacity_).sequence.load(std::memory_order_acquire) == pos + n + turn) {
-        ++n;
+      if constexpr (!One) {
+        while (n < want && ln.slot_at(pos + n, capacity_).sequence.load(std::memory_order_acquire) == pos + n + turn) {
+          ++n;
+        }
       }
       // On success no one else can touch the n slots: changing any of them
       // needs a claim on a position in [pos, pos + n), which this CAS took.
@@ -615,13 +613,30 @@ class mpmc_queue {
     not_full_.notify(notify_count(n));
   }
 
+  /// try_pop's rare path, out of its way: the lanes after the first.
+  result<T> try_pop_elsewhere(std::size_t start) noexcept {
+    for (std::size_t i = 1; i < lane_count_; ++i) {
+      lane& from = lanes_[(start + i) & lane_mask_];
+      if (const claimed c = claim<true>(from, from.head, 1); c.count != 0) return take(from, c.first);
+    }
+    return empty_or_closed();
+  }
+
+  /// Moves out the item at `pos`, which this thread claimed, and frees its slot.
+  result<T> take(lane& from, std::uint64_t pos) noexcept {
+    result<T> out(std::in_place, std::move(from.slot_at(pos, capacity_).item()));
+    release(from, pos);
+    not_full_.notify(1);
+    return out;
+  }
+
   template <class... Args>
   result<void> emplace_now(Args&&... args) noexcept {
     lane& home = lanes_[home_lane()];
     if (take_credits(home, 1) == 0) {
       return reject(closing_.load(std::memory_order_acquire) ? errc::queue_closed : errc::queue_full);
     }
-    const claimed c = claim(home, home.tail, 0, 1);
+    const claimed c = claim<true>(home, home.tail, 0);
     if (c.count == 0) {
       refund(home, 1);
       return reject((c.first & closed_bit) ? errc::queue_closed : errc::queue_full);
