@@ -57,14 +57,20 @@ int main() {
   cfg.min_replicas = 0;  // idle → no workers (scale to zero after the cooldown)
   cfg.max_replicas = 16;
   cfg.metrics = {
-      // Demand as a rate: a worker should run at 80% of what it can do.
-      {.name = "arrival_rate", .target = 0.8 * jobs_per_worker_per_second, .kind = keel::metric_kind::total},
+      // Demand as a rate, at what a worker can do, plus square-root staffing:
+      // R + 0.75·√R workers for a load of R (keel's recommended setting; a
+      // small pool keeps a larger share in reserve than a large one).
+      {.name = "arrival_rate",
+       .target = jobs_per_worker_per_second,
+       .kind = keel::metric_kind::total,
+       .headroom = 0.75},
       // A backlog adds the workers that drain it within 2 s.
       {.name = "queue_depth",
        .target = 2.0 * jobs_per_worker_per_second,
        .kind = keel::metric_kind::total,
        .backlog = true},
   };
+  cfg.scale_up.tolerance = 0.05;  // add a worker for 5% more demand, not HPA's 10%
   // An in-process pool reacts in seconds, not minutes: shorter windows and periods.
   cfg.scale_up.policies = {keel::scaling_policy::percent(100, 1s), keel::scaling_policy::pods(4, 1s)};
   cfg.scale_down.stabilization_window = 10s;
