@@ -147,10 +147,11 @@ std::unique_ptr<Q>& shared_queue() {
 
 // --- scenarios -----------------------------------------------------------------
 
+/// spsc (2 threads) and mpmc_2p2c (4): even threads only push, odd ones only pop.
 template <class Q>
-void spsc(benchmark::State& state) {
+void producers_consumers(benchmark::State& state) {
   if (state.thread_index() == 0) shared_queue<Q>() = std::make_unique<Q>();
-  const bool producer = state.thread_index() == 0;
+  const bool producer = state.thread_index() % 2 == 0;
   payload sum = 0;
   for (auto _ : state) {
     Q& q = *shared_queue<Q>();
@@ -176,24 +177,6 @@ void mpmc_2x2(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(sum);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-  if (state.thread_index() == 0) shared_queue<Q>().reset();
-}
-
-template <class Q>
-void mpmc_2p2c(benchmark::State& state) {
-  if (state.thread_index() == 0) shared_queue<Q>() = std::make_unique<Q>();
-  const bool producer = state.thread_index() % 2 == 0;
-  payload sum = 0;
-  for (auto _ : state) {
-    Q& q = *shared_queue<Q>();
-    if (producer) {
-      push_spin(q, 1);
-    } else {
-      sum += pop_spin(q);
-    }
-  }
-  benchmark::DoNotOptimize(sum);
-  if (!producer) state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
   if (state.thread_index() == 0) shared_queue<Q>().reset();
 }
 
@@ -319,10 +302,10 @@ void threads4(benchmark::internal::Benchmark* b) { b->Threads(4)->UseRealTime();
 
 }  // namespace
 
-#define KEEL_QUEUE_BENCH(impl, Q)                                                    \
-  BENCHMARK_TEMPLATE(spsc, Q)->Name("queue/" impl "/spsc")->Apply(threads2);         \
-  BENCHMARK_TEMPLATE(mpmc_2x2, Q)->Name("queue/" impl "/mpmc_2x2")->Apply(threads2); \
-  BENCHMARK_TEMPLATE(mpmc_2p2c, Q)->Name("queue/" impl "/mpmc_2p2c")->Apply(threads4); \
+#define KEEL_QUEUE_BENCH(impl, Q)                                                                \
+  BENCHMARK_TEMPLATE(producers_consumers, Q)->Name("queue/" impl "/spsc")->Apply(threads2);      \
+  BENCHMARK_TEMPLATE(mpmc_2x2, Q)->Name("queue/" impl "/mpmc_2x2")->Apply(threads2);             \
+  BENCHMARK_TEMPLATE(producers_consumers, Q)->Name("queue/" impl "/mpmc_2p2c")->Apply(threads4); \
   BENCHMARK_TEMPLATE(push_pop_1t, Q)->Name("queue/" impl "/push_pop_1t")->Apply(keel_bench::fixed_iterations)
 
 KEEL_QUEUE_BENCH("keel", keel_lanes_queue<0>);

@@ -2,8 +2,8 @@
 // under ThreadSanitizer in CI): no item lost or duplicated, per-producer FIFO,
 // close never loses an accepted item, and sleeping waiters are always woken.
 // Sizes are small so the suite stays fast under TSan.
-#include <keel/queue/mpmc_queue.hpp>
 #include <keel/queue/detail/event_count.hpp>
+#include <keel/queue/mpmc_queue.hpp>
 
 #include <catch.hpp>
 

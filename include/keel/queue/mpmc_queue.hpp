@@ -250,7 +250,9 @@ class mpmc_queue {
       for (std::size_t l = 0; l < lane_count_; ++l) {
         lane& ln = lanes_[l];
         const std::uint64_t end = ln.tail.load(std::memory_order_acquire) & ~closed_bit;
-        for (std::uint64_t p = ln.head.load(std::memory_order_acquire); p != end; ++p) ln.slot_at(p, capacity_).destroy();
+        for (std::uint64_t p = ln.head.load(std::memory_order_acquire); p != end; ++p) {
+          ln.slot_at(p, capacity_).destroy();
+        }
       }
     }
   }
@@ -416,10 +418,10 @@ class mpmc_queue {
   /// capacity. Each field a different side writes sits on lines of its own
   /// (two apart, against the adjacent-line prefetcher).
   struct lane {
-    slot* slots = nullptr;  // read-only after construction
-    alignas(2 * detail::cache_line) std::atomic<std::uint64_t> tail{0};     // next push position | closed_bit
-    alignas(2 * detail::cache_line) std::atomic<std::uint64_t> head{0};     // next pop position
-    alignas(2 * detail::cache_line) std::atomic<std::int64_t> credits{0};   // places granted to its producers, unused
+    slot* slots = nullptr;                                                    // read-only after construction
+    alignas(2 * detail::cache_line) std::atomic<std::uint64_t> tail{0};       // next push position | closed_bit
+    alignas(2 * detail::cache_line) std::atomic<std::uint64_t> head{0};       // next pop position
+    alignas(2 * detail::cache_line) std::atomic<std::int64_t> credits{0};     // places granted to its producers, unused
     alignas(2 * detail::cache_line) std::atomic<std::uint64_t> reclaimed{0};  // positions counted as freed
 
     slot& slot_at(std::uint64_t pos, std::uint64_t capacity) const noexcept {
@@ -511,8 +513,8 @@ class mpmc_queue {
     // The common case, inline: home holds enough.
     const auto wanted = static_cast<std::int64_t>(want);
     std::int64_t have = home.credits.load(std::memory_order_relaxed);
-    if (have >= wanted &&
-        home.credits.compare_exchange_strong(have, have - wanted, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+    if (have >= wanted && home.credits.compare_exchange_strong(have, have - wanted, std::memory_order_seq_cst,
+                                                               std::memory_order_relaxed)) {
       return want;
     }
     return take_credits_slowly(home, wanted);
@@ -577,8 +579,8 @@ class mpmc_queue {
       }
       if (free <= 0) return 0;
       const std::int64_t take = std::min(free, need + credit_batch_);
-      if (granted_.compare_exchange_weak(granted, granted + static_cast<std::uint64_t>(take),
-                                         std::memory_order_seq_cst, std::memory_order_seq_cst)) {
+      if (granted_.compare_exchange_weak(granted, granted + static_cast<std::uint64_t>(take), std::memory_order_seq_cst,
+                                         std::memory_order_seq_cst)) {
         return keep_rest(home, take, need);
       }
     }
