@@ -5,6 +5,7 @@
 
 #include <catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -229,6 +230,29 @@ TEST_CASE("every item is destroyed exactly once, including those left queued", "
     for (int id = 4; id < 12; ++id) CHECK(destroyed[static_cast<std::size_t>(id)] == 0);
   }
   for (int id = 0; id < 12; ++id) CHECK(destroyed[static_cast<std::size_t>(id)] == 1);
+}
+
+TEST_CASE("items left in several lanes are destroyed exactly once with the queue", "[queue]") {
+  std::vector<int> destroyed(40, 0);
+  {
+    // 64 lanes: each of the four threads (distinct live numbers) has its own.
+    keel::mpmc_queue<tracked> q(64, keel::queue_lanes{64});
+    std::atomic<int> accepted{0};
+    std::vector<std::thread> producers;
+    for (int p = 0; p < 4; ++p) {
+      producers.emplace_back([&, p] {
+        for (int i = 0; i < 10; ++i) accepted += q.try_emplace(destroyed, p * 10 + i) ? 1 : 0;
+      });
+    }
+    for (auto& t : producers) t.join();
+    REQUIRE(accepted.load() == 40);
+    CHECK(q.size() == 40);
+    // This thread takes one item from whichever lane it looks at first.
+    auto r = q.try_pop();
+    REQUIRE(r);
+    CHECK(destroyed[static_cast<std::size_t>(r->id())] == 0);
+  }
+  for (int id = 0; id < 40; ++id) CHECK(destroyed[static_cast<std::size_t>(id)] == 1);
 }
 
 #if KEEL_HAS_EXCEPTIONS
