@@ -233,7 +233,7 @@ TEST_CASE("a consumer whose own lane never runs dry still drains the other lanes
   // is served at least once per 64 x 64 pops.
   std::vector<int> from_other;
   REQUIRE(q.try_push(-1));
-  for (int n = 0; n < 64 * 64 * 10 && from_other.size() < 10; ++n) {
+  for (int n = 0; n < 64 * 64 * 12 && from_other.size() < 10; ++n) {
     REQUIRE(q.try_push(-2 - n));  // this thread's items are negative
     const auto r = q.try_pop();
     REQUIRE(r);
@@ -241,6 +241,33 @@ TEST_CASE("a consumer whose own lane never runs dry still drains the other lanes
   }
   REQUIRE(from_other.size() == 10);
   for (int i = 0; i < 10; ++i) CHECK(from_other[static_cast<std::size_t>(i)] == 1000 + i);  // in its order
+}
+
+TEST_CASE("the rotation belongs to the queue: popping another queue in between starves no lane", "[queue][stress]") {
+  // A pop counter kept per thread would let every 64th pop land on `other`
+  // (for one of the two parities tried here), so `q` would never look past
+  // this thread's own, never-empty lane.
+  keel::mpmc_queue<int> q(64, keel::queue_lanes{64});
+  keel::mpmc_queue<int> other(64, keel::queue_lanes{64});
+  for (int extra = 0; extra < 2; ++extra) {
+    CAPTURE(extra);
+    std::thread producer([&] {
+      for (int i = 0; i < 10; ++i) (void)q.try_push(1000 + i);
+    });
+    producer.join();
+    for (int i = 0; i < extra; ++i) CHECK(!other.try_pop());
+    int from_other_lane = 0;
+    for (int n = 0; n < 64 * 64 * 12 && from_other_lane < 10; ++n) {
+      REQUIRE(q.try_push(-1 - n));  // this thread's lane never runs dry
+      const auto r = q.try_pop();
+      REQUIRE(r);
+      if (*r >= 1000) ++from_other_lane;
+      CHECK(!other.try_pop());
+    }
+    CHECK(from_other_lane == 10);
+    while (q.try_pop()) {
+    }
+  }
 }
 
 TEST_CASE("close racing with pushes: every accepted item is popped, nothing else", "[queue][stress]") {

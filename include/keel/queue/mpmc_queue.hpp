@@ -178,24 +178,17 @@ class queue_thread_number {
   std::uint32_t number_ = 0;
 };
 
-/// What a thread carries for keel queues: its number plus one (0: not
-/// numbered yet), and a pop counter for the consumers' rotation. Trivially
-/// destructible and constant-initialised, so reading it costs no guard; the
-/// number's lease, which has a destructor, is touched only once per thread.
-struct queue_thread {
-  std::uint32_t number_plus_one = 0;
-  std::uint32_t pops = 0;
-
-  std::uint32_t number() const noexcept { return number_plus_one - 1; }
-};
-
-inline queue_thread& this_queue_thread() noexcept {
-  thread_local queue_thread self;
-  if (self.number_plus_one == 0) [[unlikely]] {
+/// This thread's number for keel queues. The number plus one is kept in a
+/// trivially destructible, constant-initialised thread_local (0: not numbered
+/// yet), so reading it costs no guard; the lease, which has a destructor, is
+/// touched only once per thread.
+inline std::uint32_t this_queue_thread_number() noexcept {
+  thread_local std::uint32_t number_plus_one = 0;
+  if (number_plus_one == 0) [[unlikely]] {
     thread_local queue_thread_number lease;
-    self.number_plus_one = lease.get() + 1;
+    number_plus_one = lease.get() + 1;
   }
-  return self;
+  return number_plus_one - 1;
 }
 
 }  // namespace detail
@@ -423,6 +416,7 @@ class mpmc_queue {
     alignas(2 * detail::cache_line) std::atomic<std::uint64_t> head{0};       // next pop position
     alignas(2 * detail::cache_line) std::atomic<std::int64_t> credits{0};     // places granted to its producers, unused
     alignas(2 * detail::cache_line) std::atomic<std::uint64_t> reclaimed{0};  // positions counted as freed
+    alignas(2 * detail::cache_line) std::atomic<std::uint32_t> pops{0};  // by consumers whose home it is, for rotation
 
     slot& slot_at(std::uint64_t pos, std::uint64_t capacity) const noexcept {
       return slots[static_cast<std::size_t>(pos & (capacity - 1))];
@@ -446,19 +440,24 @@ class mpmc_queue {
     return static_cast<std::size_t>(std::min<std::uint64_t>({std::bit_ceil(threads), 8, std::bit_floor(by_memory)}));
   }
 
-  std::size_t home_lane() const noexcept { return detail::this_queue_thread().number() & lane_mask_; }
+  std::size_t home_lane() const noexcept { return detail::this_queue_thread_number() & lane_mask_; }
 
   /// A consumer looks at its home lane first — where its own pushes went, so
   /// a thread that pushes and pops keeps its items in its own cache — then at
-  /// the others in turn. Every 64th pop looks at the others first, starting
-  /// one lane further each time, so a lane that no consumer calls home is
-  /// served at least once every 64 × lanes pops of each consumer even while
-  /// the consumers' own lanes never run dry.
-  std::size_t pop_start() const noexcept {
-    detail::queue_thread& self = detail::this_queue_thread();
-    const std::size_t home = self.number() & lane_mask_;
-    if ((++self.pops & 63u) != 0) return home;
-    return (home + 1 + (self.pops >> 6)) & lane_mask_;
+  /// the others in turn. Every 64th pop by the consumers of a home lane looks
+  /// at the others first, starting one lane further each time, so a lane
+  /// that no consumer calls home is served at least once every 64 × lanes
+  /// such pops even while the consumers' own lanes never run dry. The count
+  /// belongs to this queue's home lane (a thread popping several queues must
+  /// not rotate on only one of them); it is a plain load and store, since a
+  /// count lost to a race between consumers of one lane only delays a turn.
+  std::size_t pop_start() noexcept {
+    const std::size_t home = home_lane();
+    std::atomic<std::uint32_t>& pops = lanes_[home].pops;
+    const std::uint32_t n = pops.load(std::memory_order_relaxed) + 1;
+    pops.store(n, std::memory_order_relaxed);
+    if ((n & 63u) != 0) return home;
+    return (home + 1 + (n >> 6)) & lane_mask_;
   }
 
   /// Claims up to `want` consecutive positions of `index` (the lane's head or
@@ -503,8 +502,10 @@ class mpmc_queue {
   // queued items plus unspent credits never exceed the capacity. Consumers do
   // nothing for it beyond the pop itself: a producer that needs credits counts
   // the slots they released (see reclaim). Unspent credits of other lanes are
-  // taken when nothing else is left, so try_push fails only when the queue
-  // really is full. A single lane needs no credits: its ring is the bound.
+  // taken when nothing else is left, so try_push fails only when the queue is
+  // full — or while a consumer is still emptying a slot, which holds back the
+  // places freed after it in its lane until it is done. A single lane needs
+  // no credits: its ring is the bound.
 
   /// Takes up to `want` credits: from `home`, then a new grant (with a batch
   /// to spare for home), then from the other lanes. 0: the queue is full.
