@@ -153,6 +153,8 @@ namespace detail {
 /// 64 live threads numbers are simply counted on.
 class queue_thread_number {
  public:
+  static constexpr std::uint32_t leased = 64;  // numbers below this are unique among live threads
+
   queue_thread_number() noexcept {
     std::uint64_t used = used_.load(std::memory_order_relaxed);
     while (~used != 0) {
@@ -162,10 +164,10 @@ class queue_thread_number {
         return;
       }
     }
-    number_ = 64 + overflow_.fetch_add(1, std::memory_order_relaxed) % (UINT32_MAX - 64);
+    number_ = leased + overflow_.fetch_add(1, std::memory_order_relaxed) % (UINT32_MAX - leased);
   }
   ~queue_thread_number() {
-    if (number_ < 64) used_.fetch_and(~(std::uint64_t{1} << number_), std::memory_order_relaxed);
+    if (number_ < leased) used_.fetch_and(~(std::uint64_t{1} << number_), std::memory_order_relaxed);
   }
   queue_thread_number(const queue_thread_number&) = delete;
   queue_thread_number& operator=(const queue_thread_number&) = delete;
@@ -227,6 +229,8 @@ class mpmc_queue {
     lane_mask_ = lane_count_ - 1;
     slots_.reset(new slot[static_cast<std::size_t>(capacity_ * lane_count_)]);
     lanes_.reset(new lane[lane_count_]);
+    if (lane_count_ > 1)
+      pops_.reset(new detail::padded<std::atomic<std::uint32_t>>[detail::queue_thread_number::leased]);
     for (std::size_t l = 0; l < lane_count_; ++l) {
       lanes_[l].slots = &slots_[static_cast<std::size_t>(capacity_ * l)];
       for (std::uint64_t i = 0; i < capacity_; ++i) lanes_[l].slots[i].sequence.store(i, std::memory_order_relaxed);
@@ -416,7 +420,6 @@ class mpmc_queue {
     alignas(2 * detail::cache_line) std::atomic<std::uint64_t> head{0};       // next pop position
     alignas(2 * detail::cache_line) std::atomic<std::int64_t> credits{0};     // places granted to its producers, unused
     alignas(2 * detail::cache_line) std::atomic<std::uint64_t> reclaimed{0};  // positions counted as freed
-    alignas(2 * detail::cache_line) std::atomic<std::uint32_t> pops{0};  // by consumers whose home it is, for rotation
 
     slot& slot_at(std::uint64_t pos, std::uint64_t capacity) const noexcept {
       return slots[static_cast<std::size_t>(pos & (capacity - 1))];
@@ -444,18 +447,21 @@ class mpmc_queue {
 
   /// A consumer looks at its home lane first — where its own pushes went, so
   /// a thread that pushes and pops keeps its items in its own cache — then at
-  /// the others in turn. Every 64th pop by the consumers of a home lane looks
-  /// at the others first, starting one lane further each time, so a lane
-  /// that no consumer calls home is served at least once every 64 × lanes
-  /// such pops even while the consumers' own lanes never run dry. The count
-  /// belongs to this queue's home lane (a thread popping several queues must
-  /// not rotate on only one of them); it is a plain load and store, since a
-  /// count lost to a race between consumers of one lane only delays a turn.
+  /// the others in turn. Every 64th pop of a consumer looks at the others
+  /// first, starting one lane further each time, so a lane that no consumer
+  /// calls home is served at least once every 64 × lanes pops of each
+  /// consumer even while its own lane never runs dry. The count is this
+  /// queue's (a thread popping several queues must not rotate on only one of
+  /// them), one padded counter per thread number, so consumers never share
+  /// its line; threads numbered past 64 share a counter, and a count lost to
+  /// that race only delays a turn.
   std::size_t pop_start() noexcept {
-    const std::size_t home = home_lane();
-    std::atomic<std::uint32_t>& pops = lanes_[home].pops;
+    if (lane_count_ == 1) return 0;
+    const std::uint32_t number = detail::this_queue_thread_number();
+    std::atomic<std::uint32_t>& pops = pops_[number % detail::queue_thread_number::leased].value;
     const std::uint32_t n = pops.load(std::memory_order_relaxed) + 1;
     pops.store(n, std::memory_order_relaxed);
+    const std::size_t home = number & lane_mask_;
     if ((n & 63u) != 0) return home;
     return (home + 1 + (n >> 6)) & lane_mask_;
   }
@@ -768,6 +774,7 @@ class mpmc_queue {
   // Read-mostly: shared by every thread, written only at construction.
   std::unique_ptr<slot[]> slots_;
   std::unique_ptr<lane[]> lanes_;
+  std::unique_ptr<detail::padded<std::atomic<std::uint32_t>>[]> pops_;  // pop counts by thread number (several lanes)
   std::uint64_t capacity_ = 0;
   std::size_t lane_count_ = 1;
   std::size_t lane_mask_ = 0;
