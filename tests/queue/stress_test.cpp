@@ -31,21 +31,36 @@ using trace = std::vector<item>;
 /// push and try_push_batch; C consumers take with try_pop, pop and pop_batch
 /// until queue_closed. Afterwards every (producer, seq) must have been seen
 /// exactly once, and each consumer must have seen each producer's items in
-/// increasing order.
+/// increasing order. Meanwhile the capacity bound is checked from below: a
+/// pop reserves what it may take before it tries, so pushes completed minus
+/// pops reserved never exceeds the items queued, which may not exceed the
+/// capacity.
 void run_producers_consumers(int producers, int consumers, std::uint32_t per_producer, std::size_t capacity,
                              std::size_t lanes) {
   keel::mpmc_queue<item> q(capacity, keel::queue_lanes{lanes});
   std::vector<trace> traces(static_cast<std::size_t>(consumers));
   std::vector<std::thread> threads;
   std::atomic<int> producers_left{producers};
+  std::atomic<std::int64_t> pushed{0};         // items whose push has returned success
+  std::atomic<std::int64_t> pops_reserved{0};  // items pops may have taken
+  std::atomic<std::int64_t> most_queued{0};    // the largest lower bound seen
+  const auto record_push = [&](std::int64_t n) {
+    const std::int64_t at_least = pushed.fetch_add(n) + n - pops_reserved.load();
+    std::int64_t seen = most_queued.load();
+    while (at_least > seen && !most_queued.compare_exchange_weak(seen, at_least)) {
+    }
+  };
 
   for (int c = 0; c < consumers; ++c) {
-    threads.emplace_back([&q, &out = traces[static_cast<std::size_t>(c)], c] {
+    threads.emplace_back([&q, &out = traces[static_cast<std::size_t>(c)], &pops_reserved, c] {
       std::vector<item> batch;
       for (std::uint32_t round = 0;; ++round) {
         const auto how = (round + static_cast<std::uint32_t>(c)) % 3;
+        const std::int64_t may_take = how == 2 ? 5 : 1;
+        pops_reserved.fetch_add(may_take);
         if (how == 0) {
           auto r = q.try_pop();
+          if (!r) pops_reserved.fetch_sub(1);
           if (r) {
             out.push_back(*r);
           } else if (r.error().code == keel::errc::queue_closed) {
@@ -56,6 +71,7 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
         } else if (how == 1) {
           auto r = q.pop();
           if (!r) {
+            pops_reserved.fetch_sub(1);
             REQUIRE(r.error().code == keel::errc::queue_closed);
             return;
           }
@@ -63,6 +79,7 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
         } else {
           batch.clear();
           auto r = q.pop_batch(std::back_inserter(batch), 5);
+          pops_reserved.fetch_sub(may_take - static_cast<std::int64_t>(batch.size()));
           if (!r) {
             REQUIRE(r.error().code == keel::errc::queue_closed);
             return;
@@ -84,9 +101,11 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
             std::this_thread::yield();
             continue;
           }
+          record_push(1);
           ++seq;
         } else if (how == 1) {
           REQUIRE(q.push(item{id, seq}));
+          record_push(1);
           ++seq;
         } else {
           item batch[4];
@@ -98,6 +117,7 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
             std::this_thread::yield();
             continue;
           }
+          record_push(static_cast<std::int64_t>(*r));
           seq += static_cast<std::uint32_t>(*r);
         }
       }
@@ -121,6 +141,7 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
     for (const int count : per) REQUIRE(count == 1);  // none lost, none duplicated
   }
   CHECK(q.empty());
+  CHECK(most_queued.load() <= static_cast<std::int64_t>(q.capacity()));
 }
 
 }  // namespace

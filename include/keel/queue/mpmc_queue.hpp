@@ -26,7 +26,8 @@
 //
 // Guarantees
 // - Capacity is rounded up to a power of two, at least 2 (capacity() says).
-//   At most that many items are queued, across all lanes.
+//   At most that many items are queued, across all lanes (an item leaves
+//   the count once a pop has claimed it).
 // - Every accepted item is popped exactly once, or destroyed exactly once by
 //   ~mpmc_queue if still queued. close() does not drop anything: a push that
 //   succeeded — even one racing with close() — is visible to consumers, who
@@ -507,10 +508,10 @@ class mpmc_queue {
   // places ever granted, as far as capacity + places ever freed allows — so
   // queued items plus unspent credits never exceed the capacity. Consumers do
   // nothing for it beyond the pop itself: a producer that needs credits counts
-  // the slots they released (see reclaim). Unspent credits of other lanes are
+  // the places they freed (see reclaim). Unspent credits of other lanes are
   // taken when nothing else is left, so try_push fails only when the queue is
-  // full — or while a consumer is still emptying a slot, which holds back the
-  // places freed after it in its lane until it is done. A single lane needs
+  // full — or while a consumer is still emptying a slot, which can hold back
+  // the places freed after it in its lane until it is done. A single lane needs
   // no credits: its ring is the bound.
 
   /// Takes up to `want` credits: from `home`, then a new grant (with a batch
@@ -545,19 +546,28 @@ class mpmc_queue {
     return static_cast<std::uint64_t>(got);
   }
 
-  /// Places ever freed in `ln`: the positions below the first slot that its
-  /// consumers have not released yet. The count advances over the released
-  /// slots themselves — lines their consumers will not write again for a
-  /// lap — and not by reading the head, which every pop writes: a producer
-  /// polling a full queue would keep pulling that line away from the
-  /// consumers it waits for.
+  /// Places ever freed in `ln`, as far as this count can tell cheaply. In a
+  /// lane more than half full it advances over the released slots
+  /// themselves: they are the slots this lane's producers write next, so
+  /// reading them costs no line the producer would not fetch anyway — and not
+  /// the head, which every pop writes and which a producer pressing on a
+  /// full lane would keep pulling away from the consumers it waits for. In a
+  /// lane less than half full, two released slots in a row mean the consumers
+  /// keep up: walking on would fetch, one by one, lines the producer writes
+  /// again only a lap later, so the head — one line per batch of credits —
+  /// counts the rest at once. An item counts as freed once a consumer has
+  /// claimed it; a push that reaches its slot before that consumer has
+  /// emptied it fails and gives its credit back.
   std::uint64_t reclaim(lane& ln) noexcept {
     std::uint64_t from = ln.reclaimed.load(std::memory_order_seq_cst);
     for (;;) {
       std::uint64_t to = from;
       while (static_cast<std::int64_t>(ln.slot_at(to, capacity_).sequence.load(std::memory_order_acquire) -
                                        (to + capacity_)) >= 0) {
-        ++to;
+        if (++to - from == 2 && (ln.tail.load(std::memory_order_relaxed) & ~closed_bit) - to < capacity_ / 2) {
+          to = std::max(to, ln.head.load(std::memory_order_seq_cst));
+          break;
+        }
       }
       if (to == from ||
           ln.reclaimed.compare_exchange_weak(from, to, std::memory_order_seq_cst, std::memory_order_seq_cst)) {
