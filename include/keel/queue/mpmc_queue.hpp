@@ -529,10 +529,11 @@ class mpmc_queue {
   }
 
   std::uint64_t take_credits_slowly(lane& home, std::int64_t wanted) noexcept {
-    // A home ring that holds the whole capacity means a full queue: say so
-    // from the slot its next pop will free, the one line that changes when
-    // room appears — not from the heads, which every pop writes and which a
-    // producer polling a full queue would keep pulling away from consumers.
+    // A home slot at the tail still occupied (a full ring, or a pop still
+    // moving its item out) means this push cannot succeed now: say so from
+    // that slot, the one line that changes when room appears — not from the
+    // heads, which every pop writes and which a producer polling a full
+    // queue would keep pulling away from consumers.
     const std::uint64_t tail = home.tail.load(std::memory_order_relaxed) & ~closed_bit;
     if (static_cast<std::int64_t>(home.slot_at(tail, capacity_).sequence.load(std::memory_order_acquire) - tail) < 0) {
       return 0;
@@ -577,9 +578,9 @@ class mpmc_queue {
   }
 
   /// Grants `need` credits plus a batch for `home`, or as many as are free.
-  /// Only home's released slots are counted first (a thread that pops what
-  /// it pushed finds its own pops there, on its own lines); the other lanes
-  /// are scanned when that is not enough. granted_ is read before the places
+  /// Only home's freed places are counted afresh first (a thread that pops
+  /// what it pushed finds its own pops there, on its own lines); the other
+  /// lanes are counted again only when that is not enough. granted_ is read before the places
   /// freed, which only grow, so the free count never overstates.
   std::int64_t grant(lane& home, std::int64_t need) noexcept {
     std::uint64_t granted = granted_.load(std::memory_order_seq_cst);
