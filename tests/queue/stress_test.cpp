@@ -60,7 +60,7 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
         pops_reserved.fetch_add(may_take);
         if (how == 0) {
           auto r = q.try_pop();
-          if (!r) pops_reserved.fetch_sub(1);
+          if (!r) pops_reserved.fetch_sub(may_take);
           if (r) {
             out.push_back(*r);
           } else if (r.error().code == keel::errc::queue_closed) {
@@ -71,7 +71,7 @@ void run_producers_consumers(int producers, int consumers, std::uint32_t per_pro
         } else if (how == 1) {
           auto r = q.pop();
           if (!r) {
-            pops_reserved.fetch_sub(1);
+            pops_reserved.fetch_sub(may_take);
             REQUIRE(r.error().code == keel::errc::queue_closed);
             return;
           }

@@ -580,8 +580,9 @@ class mpmc_queue {
   /// Grants `need` credits plus a batch for `home`, or as many as are free.
   /// Only home's freed places are counted afresh first (a thread that pops
   /// what it pushed finds its own pops there, on its own lines); the other
-  /// lanes are counted again only when that is not enough. granted_ is read before the places
-  /// freed, which only grow, so the free count never overstates.
+  /// lanes are counted again only when that is not enough. granted_ is read
+  /// before the places freed, which only grow, so the free count never
+  /// overstates.
   std::int64_t grant(lane& home, std::int64_t need) noexcept {
     std::uint64_t granted = granted_.load(std::memory_order_seq_cst);
     for (;;) {
