@@ -131,6 +131,49 @@ TEST_CASE("collapse: a rebound over halfway means oscillation: nothing released 
   CHECK(ask(b, 376s, 40, {10}).replicas == 30);  // HPA alone: the window has let the 40 go
 }
 
+TEST_CASE("collapse: an oscillation is held at its peak load plus the scale-up tolerance, not its recommendations",
+          "[scale][collapse]") {
+  auto c = collapsing();
+  c.metrics[0].headroom = 1.0;  // a load of 16 asks for 16 + √16 = 20 replicas
+  c.scale_up.tolerance = 0.05;
+  scaler a{c};
+  CHECK(ask(a, 0s, 16, {16}).replicas == 20);
+  for (auto t : {15s, 30s, 45s}) CHECK(ask(a, t, 20, {4}).replicas == 20);  // 4 + 2 = 6 of 20: collapsed
+  CHECK(ask(a, 60s, 20, {4}).replicas == 6);                                // the first collapse is released
+
+  auto d = ask(a, 75s, 6, {16});  // a rebound: oscillating
+  CHECK(d.recommended == 20);
+  CHECK(d.replicas == 17);  // ceil(16 × 1.05): the held fleet needs no headroom for a rise
+  CHECK(d.reason == scale_reason::stabilized);
+  CHECK(ask(a, 90s, 17, {4}).replicas == 17);
+  d = ask(a, 105s, 17, {16.5});  // a noisy peak: ceil(16.5 × 1.05) = 18; it recommends 21
+  CHECK(d.recommended == 21);
+  CHECK(d.replicas == 18);
+  // Peaks of 16 again: held at 18, the highest load of two long windows.
+  // Holding recommendations would hold the 21 of 105 s; and 16 + 4 = 20 is
+  // within tolerance of 21, so each peak would hold 21 again, for ever.
+  for (int s = 120; s <= 690; s += 30) {
+    CHECK(ask(a, std::chrono::seconds(s), 18, {4}).replicas == 18);
+    CHECK(ask(a, std::chrono::seconds(s + 15), 18, {16}).replicas == 18);
+  }
+  // 720 s: the 16.5 of 105 s is more than two long windows old. The hold is
+  // ceil(16 × 1.05) = 17, but 18 → 17 is within the scale-down tolerance (10%):
+  // noise in the peak, not taken.
+  CHECK(ask(a, 720s, 18, {4}).replicas == 18);
+  CHECK(ask(a, 735s, 18, {16}).replicas == 18);
+  // Peaks of 12 from then on: once the 16 of 735 s is two long windows old,
+  // the hold is ceil(12 × 1.05) = 13, a real step down, taken.
+  for (int s = 750; s <= 1290; s += 30) {
+    CHECK(ask(a, std::chrono::seconds(s), 18, {4}).replicas == 18);
+    CHECK(ask(a, std::chrono::seconds(s + 15), 18, {12}).replicas == 18);
+  }
+  CHECK(ask(a, 1320s, 18, {4}).replicas == 18);
+  CHECK(ask(a, 1334s, 18, {4}).replicas == 18);
+  d = ask(a, 1335s, 18, {4});
+  CHECK(d.replicas == 13);
+  CHECK(d.reason == scale_reason::stabilized);
+}
+
 TEST_CASE("collapse: a small dip and back is not an oscillation", "[scale][collapse]") {
   scaler a{collapsing()};
   CHECK(ask(a, 0s, 40, {40}).replicas == 40);

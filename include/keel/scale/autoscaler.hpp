@@ -177,7 +177,7 @@ class autoscaler {
     if (first_) {
       // HPA seeds the scale-down window with the current count, so a fresh
       // controller never scales down before it has a window of its own.
-      recommendations_.push(now, current);
+      recommendations_.push(now, recommendation{current, static_cast<double>(current)});
       last_active_ = now;
       first_ = false;
     }
@@ -215,6 +215,7 @@ class autoscaler {
     std::int32_t metric = -1;
     double ratio = 0;
     double demand = 0;       ///< load in replicas at target, for panic mode
+    double load = 0;         ///< the largest non-backlog load in replicas at target, before headroom
     double base_demand = 0;  ///< the same without backlog metrics: what a drained fleet needs
     int valid = 0;
     int invalid = 0;
@@ -225,7 +226,8 @@ class autoscaler {
   struct proposal {
     std::int32_t replicas = 0;
     double ratio = 0;
-    double demand = 0;
+    double demand = 0;  ///< replicas at target, headroom included
+    double load = 0;    ///< replicas at target, without headroom
     bool valid = false;
   };
 
@@ -283,7 +285,8 @@ class autoscaler {
       // GetExternalPerPodMetricReplicas: the ratio is per current replica,
       // the count is the total over the per-replica target.
       p.valid = true;
-      p.demand = staffed(value / m.target, m.headroom);
+      p.load = value / m.target;
+      p.demand = staffed(p.load, m.headroom);
       p.ratio = current > 0 ? p.demand / current : p.demand;
       p.replicas = current > 0 && within_tolerance(p.ratio) ? current : ceil_replicas(p.demand);
       return p;
@@ -295,6 +298,7 @@ class autoscaler {
     p.valid = true;
     p.ratio = value / m.target;
     p.demand = p.ratio * n;
+    p.load = p.demand;
     const std::int32_t missing = ready - n;
     const std::int32_t unready = current - ready;
     const bool rebalance_unready = unready > 0 && p.ratio > 1.0;
@@ -361,6 +365,7 @@ class autoscaler {
       }
       r.demand = std::max(r.demand, p.demand);
       r.base_demand = r.demand;
+      r.load = std::max(r.load, p.load);
       if (r.metric < 0 || p.replicas > r.replicas) {
         r.replicas = p.replicas;
         r.metric = static_cast<std::int32_t>(i);
@@ -443,7 +448,7 @@ class autoscaler {
     // them for the 300 s scale-down window was most of the excess GPU-hours
     // on spikes and bursts from idle. The rest of the fleet is held as HPA
     // (and Knative in panic) holds it.
-    const std::int32_t held = stabilize(now, std::max(current - r.drain, 0), r.replicas - r.drain, why);
+    const std::int32_t held = stabilize(now, std::max(current - r.drain, 0), r.replicas - r.drain, r.load, why);
     last_drain_ = r.drain;
     if (panicking_) return panic_replicas(held, r.drain, lower, why);
     return limit_rate(now, current, held + r.drain, lower, why);
@@ -457,15 +462,16 @@ class autoscaler {
   // stabilizeRecommendationWithBehaviors: the current count, pulled up to the
   // lowest recommendation of the scale-up window and down to the highest of
   // the scale-down window; the raw recommendation joins the windows.
-  std::int32_t stabilize(std::int64_t now, std::int32_t current, std::int32_t desired, scale_reason& why) {
+  std::int32_t stabilize(std::int64_t now, std::int32_t current, std::int32_t desired, double load,
+                         scale_reason& why) {
     std::int32_t up = desired;
     std::int32_t down = desired;
     recommendations_.for_each_after(minus(now, cfg_.scale_up.stabilization_window.count()),
-                                    [&](std::int32_t rec) { up = std::min(up, rec); });
+                                    [&](const recommendation& rec) { up = std::min(up, rec.replicas); });
     recommendations_.for_each_after(minus(now, cfg_.scale_down.stabilization_window.count()),
-                                    [&](std::int32_t rec) { down = std::max(down, rec); });
-    if (cfg_.collapse.enabled) down = release_collapse(now, desired, down);
-    recommendations_.push(now, desired);
+                                    [&](const recommendation& rec) { down = std::max(down, rec.replicas); });
+    if (cfg_.collapse.enabled) down = release_collapse(now, current, desired, load, down);
+    recommendations_.push(now, recommendation{desired, load});
     std::int32_t result = current;
     if (result < up) result = up;
     if (result > down) result = down;
@@ -478,9 +484,10 @@ class autoscaler {
   // highest recommendation of the short window instead. Unless the load
   // oscillates: within the long window the recommendation fell to a collapse
   // and has since climbed back over halfway. Then, for one long window after
-  // the last such rebound, nothing is released early, and the hold spans two
-  // long windows.
-  std::int32_t release_collapse(std::int64_t now, std::int32_t desired, std::int32_t held) {
+  // the last such rebound, nothing is released early, and the fleet is held
+  // at the highest load of two long windows.
+  std::int32_t release_collapse(std::int64_t now, std::int32_t current, std::int32_t desired, double load,
+                                std::int32_t held) {
     const std::int64_t long_window = cfg_.scale_down.stabilization_window.count();
     recent_collapses_.for_each_after(minus(now, long_window), [&](const collapse& c) {
       if (std::int64_t{2} * desired >= std::int64_t{c.fell_to} + c.fell_from) last_rebound_ = now;
@@ -491,14 +498,26 @@ class autoscaler {
     const std::int64_t short_window = std::max(cfg_.collapse.window.count(), cfg_.cold_start.startup_delay.count());
     std::int32_t recent = desired;
     recommendations_.for_each_after(minus(now, short_window),
-                                    [&](std::int32_t rec) { recent = std::max(recent, rec); });
+                                    [&](const recommendation& rec) { recent = std::max(recent, rec.replicas); });
     const bool oscillating = last_rebound_ != no_time && now - last_rebound_ < long_window;
     if (!oscillating) return collapsed(recent, held) ? recent : held;
     // Oscillating: hold over two long windows, so that a load whose period
     // lies between one window and two — on which HPA's window expires once a
-    // cycle and flaps — is held across its whole cycle.
-    recommendations_.for_each_after(minus(now, 2 * long_window), [&](std::int32_t rec) { held = std::max(held, rec); });
-    return held;
+    // cycle and flaps — is held across its whole cycle. What is held is the
+    // cycle's peak load with the scale-up tolerance as margin, not the
+    // recommendations. Headroom is for demand that rises while new replicas
+    // load, but a held fleet is already there when the peak comes back; and a
+    // recommendation within tolerance is the current count, so holding
+    // recommendations ratchets the fleet up with every noisy peak and never
+    // down (in keel_sim scale/bursty_inference the 6-minute sawtooth crept
+    // from 17 replicas to 19). A step down smaller than the scale-down
+    // tolerance is noise in the peak, and is not taken (HPA's band).
+    double peak = load;
+    recommendations_.for_each_after(minus(now, 2 * long_window),
+                                    [&](const recommendation& rec) { peak = std::max(peak, rec.load); });
+    const std::int32_t hold = ceil_replicas(peak * (1.0 + cfg_.scale_up.tolerance));
+    const bool small_step = current > hold && current * (1.0 - cfg_.scale_down.tolerance) <= hold;
+    return small_step ? current : hold;
   }
 
   bool collapsed(std::int32_t now_wanted, std::int32_t held) const noexcept {
@@ -647,7 +666,11 @@ class autoscaler {
   std::int64_t last_now_ = no_time;
   std::int64_t previous_obs_ = no_time;
   std::int64_t last_active_ = no_time;
-  detail::timed_log<std::int32_t> recommendations_;
+  struct recommendation {
+    std::int32_t replicas;  // what HPA's stabilisation windows hold
+    double load;            // the load behind it, without headroom: what an oscillation hold keeps
+  };
+  detail::timed_log<recommendation> recommendations_;
   detail::timed_log<std::int32_t> events_;
   // panic mode
   struct panic_sample {
