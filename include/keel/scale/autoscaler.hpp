@@ -462,8 +462,7 @@ class autoscaler {
   // stabilizeRecommendationWithBehaviors: the current count, pulled up to the
   // lowest recommendation of the scale-up window and down to the highest of
   // the scale-down window; the raw recommendation joins the windows.
-  std::int32_t stabilize(std::int64_t now, std::int32_t current, std::int32_t desired, double load,
-                         scale_reason& why) {
+  std::int32_t stabilize(std::int64_t now, std::int32_t current, std::int32_t desired, double load, scale_reason& why) {
     std::int32_t up = desired;
     std::int32_t down = desired;
     recommendations_.for_each_after(minus(now, cfg_.scale_up.stabilization_window.count()),
