@@ -149,16 +149,17 @@ TEST_CASE("collapse: an oscillation is held at its peak load plus the scale-up t
   d = ask(a, 105s, 17, {16.5});  // a noisy peak: ceil(16.5 × 1.05) = 18; it recommends 21
   CHECK(d.recommended == 21);
   CHECK(d.replicas == 18);
-  // Peaks of 16 again: held at 18, the highest load of two long windows.
-  // Holding recommendations would hold the 21 of 105 s; and 16 + 4 = 20 is
-  // within tolerance of 21, so each peak would hold 21 again, for ever.
+  // Peaks of 16 again: held at 18, the highest load of two long windows, up
+  // to 690 s. Holding recommendations would hold the 21 of 105 s; and
+  // 16 + 4 = 20 is within tolerance of 21, so each peak would hold 21 again,
+  // for ever.
   for (int s = 120; s <= 690; s += 30) {
     CHECK(ask(a, std::chrono::seconds(s), 18, {4}).replicas == 18);
     CHECK(ask(a, std::chrono::seconds(s + 15), 18, {16}).replicas == 18);
   }
-  // 720 s: the 16.5 of 105 s is more than two long windows old. The hold is
+  // From 705 s the 16.5 of 105 s is two long windows old. The hold is
   // ceil(16 × 1.05) = 17, but 18 → 17 is within the scale-down tolerance (10%):
-  // noise in the peak, not taken.
+  // noise in the peak, not taken (705 s in the loop above, then 720 s).
   CHECK(ask(a, 720s, 18, {4}).replicas == 18);
   CHECK(ask(a, 735s, 18, {16}).replicas == 18);
   // Peaks of 12 from then on: once the 16 of 735 s is two long windows old,

@@ -215,7 +215,7 @@ class autoscaler {
     std::int32_t metric = -1;
     double ratio = 0;
     double demand = 0;       ///< load in replicas at target, for panic mode
-    double load = 0;         ///< the largest non-backlog load in replicas at target, before headroom
+    double load = 0;         ///< the largest load, in replicas at target before headroom, of metrics not drained
     double base_demand = 0;  ///< the same without backlog metrics: what a drained fleet needs
     int valid = 0;
     int invalid = 0;
@@ -483,8 +483,8 @@ class autoscaler {
   // highest recommendation of the short window instead. Unless the load
   // oscillates: within the long window the recommendation fell to a collapse
   // and has since climbed back over halfway. Then, for one long window after
-  // the last such rebound, nothing is released early, and the fleet is held
-  // at the highest load of two long windows.
+  // the last such rebound, the bound is the highest load of two long windows
+  // plus the scale-up tolerance, in place of HPA's window.
   std::int32_t release_collapse(std::int64_t now, std::int32_t current, std::int32_t desired, double load,
                                 std::int32_t held) {
     const std::int64_t long_window = cfg_.scale_down.stabilization_window.count();
@@ -504,8 +504,13 @@ class autoscaler {
     // lies between one window and two — on which HPA's window expires once a
     // cycle and flaps — is held across its whole cycle. What is held is the
     // cycle's peak load with the scale-up tolerance as margin, not the
-    // recommendations. Headroom is for demand that rises while new replicas
-    // load, but a held fleet is already there when the peak comes back; and a
+    // recommendations, and it bounds both ways: the fleet is sized for the
+    // cycle, not for its latest reading. Headroom is for demand that rises
+    // while new replicas load, but a held fleet is already there when the
+    // peak comes back; sizing each peak with headroom would add replicas at
+    // every peak and drop them in every trough — the flapping the hold is
+    // for. (A load that climbs past every earlier peak gets that load plus
+    // the tolerance until the oscillation ends; a burst still panics.) And a
     // recommendation within tolerance is the current count, so holding
     // recommendations ratchets the fleet up with every noisy peak and never
     // down (in keel_sim scale/bursty_inference the 6-minute sawtooth crept

@@ -140,10 +140,11 @@ struct panic_config {
 /// flapping, so it comes back as soon as a collapse turns out to be a dip:
 /// when, within the long window after a collapse, the recommendation climbs
 /// back over halfway to where it fell from, the load oscillates, and for one
-/// long window after that rebound nothing is released early and the fleet is
-/// held at the highest load of two long windows, plus the scale-up tolerance
-/// (a load whose period lies between one window and two flaps once a cycle
-/// under HPA's window alone). HPA's 300 s window is most of the idle GPU time
+/// long window after that rebound the fleet is sized for the cycle: the
+/// highest load of two long windows (before headroom) plus the scale-up
+/// tolerance, up and down, in place of HPA's window (a load whose period
+/// lies between one window and two flaps once a cycle under HPA's window
+/// alone). HPA's 300 s window is most of the idle GPU time
 /// after a burst; a sawtooth is what it is for.
 struct collapse_config {
   bool enabled = false;
