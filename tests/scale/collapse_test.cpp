@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -173,6 +174,33 @@ TEST_CASE("collapse: an oscillation is held at its peak load plus the scale-up t
   d = ask(a, 1335s, 18, {4});
   CHECK(d.replicas == 13);
   CHECK(d.reason == scale_reason::stabilized);
+}
+
+TEST_CASE("collapse: an oscillation hold counts missing readings as HPA does", "[scale][collapse]") {
+  // An average metric (target 10 per ready replica). Oscillating from 75 s,
+  // with a peak load of 12 replicas: the hold is ceil(12 × 1.1) = 14.
+  auto oscillating = [] {
+    auto c = collapsing();
+    c.metrics = {{.name = "in_flight", .target = 10}};
+    auto a = std::make_unique<scaler>(c);
+    CHECK(ask(*a, 0s, 12, {10}).replicas == 12);
+    for (auto t : {15s, 30s, 45s}) CHECK(ask(*a, t, 12, {2.5}).replicas == 12);
+    CHECK(ask(*a, 60s, 12, {2.5}).replicas == 3);  // released
+    CHECK(ask(*a, 75s, 3, {40}).replicas == 12);   // a rebound
+    return a;
+  };
+  // 20 replicas, every one reporting 5: a load of 10, so the hold of 14 applies.
+  auto a = oscillating();
+  auto d = ask(*a, 90s, 20, {5});
+  CHECK(d.replicas == 14);
+  CHECK(d.reason == scale_reason::stabilized);
+  // Only 2 of the 20 report. HPA counts the 18 silent ones at target on a
+  // scale-down: (2 × 5 + 18 × 10) / 200 = 0.95, within tolerance, no change.
+  // The hold takes the same filled-in load (19), and keeps the 20.
+  auto b = oscillating();
+  d = ask(*b, 90s, 20, {keel::metric_sample(5, 2)});
+  CHECK(d.recommended == 20);
+  CHECK(d.replicas == 20);
 }
 
 TEST_CASE("collapse: a small dip and back is not an oscillation", "[scale][collapse]") {

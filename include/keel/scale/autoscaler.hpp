@@ -318,6 +318,7 @@ class autoscaler {
       count += missing;
     }
     if (rebalance_unready) count += unready;
+    p.load = sum / m.target;  // missing readings filled in as above: an oscillation hold is as careful as HPA
     const double new_ratio = sum / (count * m.target);
     // Never scale against the data: no change when the filled-in ratio is
     // within tolerance or points the other way.
