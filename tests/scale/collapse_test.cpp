@@ -108,14 +108,17 @@ TEST_CASE("collapse: a rebound over halfway means oscillation: nothing released 
 
   CHECK(ask(a, 75s, 10, {40}).replicas == 40);  // back: 40 ≥ (10 + 40) / 2 — a rebound at 75 s
   for (auto t : {90s, 105s, 120s, 135s}) CHECK(ask(a, t, 40, {10}).replicas == 40);
-  auto d = ask(a, 150s, 40, {10});  // collapsed for 60 s, but oscillating: HPA's window holds
+  // Collapsed for 60 s, but oscillating: held at the peak load of 40 (the
+  // hold, ceil(40 × 1.1) = 44, bounds from above; nothing brings it down).
+  auto d = ask(a, 150s, 40, {10});
   CHECK(d.replicas == 40);
   CHECK(d.reason == scale_reason::stabilized);
   CHECK(ask(a, 165s, 40, {30}).replicas == 40);  // 30 ≥ (10 + 40) / 2: rebound again at 165 s
   for (int s = 180; s <= 375; s += 15) CHECK(ask(a, std::chrono::seconds(s), 40, {10}).replicas == 40);
 
   // 376 s: HPA's window (after 76 s) holds only 30 now, but 376 − 165 < 300:
-  // still oscillating, and the doubled window (after −224 s) still has the 40 of 75 s.
+  // still oscillating, and two long windows (after −224 s) still have the
+  // load of 40 of 75 s.
   d = ask(a, 376s, 40, {10});
   CHECK(d.replicas == 40);
   CHECK(d.reason == scale_reason::stabilized);

@@ -215,8 +215,8 @@ class autoscaler {
     std::int32_t metric = -1;
     double ratio = 0;
     double demand = 0;       ///< load in replicas at target, for panic mode
-    double load = 0;         ///< the largest load, in replicas at target before headroom, of metrics not drained
     double base_demand = 0;  ///< the same without backlog metrics: what a drained fleet needs
+    double load = 0;         ///< base_demand before headroom: what an oscillation hold keeps
     int valid = 0;
     int invalid = 0;
     bool active = false;   ///< some reading above its activation threshold

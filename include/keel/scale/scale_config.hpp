@@ -144,8 +144,8 @@ struct panic_config {
 /// highest load of two long windows (before headroom) plus the scale-up
 /// tolerance, up and down, in place of HPA's window (a load whose period
 /// lies between one window and two flaps once a cycle under HPA's window
-/// alone). HPA's 300 s window is most of the idle GPU time
-/// after a burst; a sawtooth is what it is for.
+/// alone). HPA's 300 s window is most of the idle GPU time after a burst; a
+/// sawtooth is what it is for.
 struct collapse_config {
   bool enabled = false;
   std::chrono::nanoseconds window = std::chrono::seconds(60);  ///< the scale-down window after a collapse
